@@ -1,0 +1,171 @@
+"""Evidence -> Answer. Extractive without a model; generative with citation keys when one is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from assistant.citations import number_citations, resolve_keys
+from assistant.lexical import tokenize
+from assistant.prompts import load_prompt
+from assistant.providers import ModelCallError, call_with_retries, stream_with_retries
+from assistant.settings import Settings
+from assistant.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
+from ingest.chunker import split_sentences
+
+# The one phrase that means "not in the library", shared by the prompt, the parser and the UI.
+CANNOT_ANSWER = "I cannot answer this from the course library."
+NO_ANSWER_TEXT = "I couldn't find this in the course library, so I won't guess."
+_MAX_SENTENCES = 3
+
+
+class StreamEvent(BaseModel):
+    """One event of a streamed answer: tokens, a notice, then the final Answer."""
+
+    type: Literal["token", "notice", "reset", "answer"]
+    text: str = ""
+    answer: Answer | None = None
+
+
+def format_evidence(evidence: Sequence[Evidence]) -> str:
+    """Evidence blocks with opaque keys; quotes are escaped so passage text cannot close the tag."""
+    blocks = []
+    for item in evidence:
+        body = item.chunk.text.replace("</evidence>", "</ evidence>")
+        source = item.chunk.location.label().replace('"', "'")
+        blocks.append(f'<evidence key="{item.key}" source="{source}">\n{body}\n</evidence>')
+    return "\n\n".join(blocks)
+
+
+def format_history(history: Sequence[ChatTurn]) -> str:
+    if not history:
+        return "(none)"
+    return "\n".join(f"{turn.role}: {turn.content}" for turn in history[-6:])
+
+
+def _sentence_score(sentence_terms: set[str], query_idf: dict[str, float], total: float) -> float:
+    if total <= 0:
+        return 0.0
+    return sum(w for t, w in query_idf.items() if t in sentence_terms) / total
+
+
+def extract_answer(
+    question: str,
+    evidence: Sequence[Evidence],
+    query_idf: dict[str, float],
+    max_sentences: int = _MAX_SENTENCES,
+) -> tuple[str, list[Citation]]:
+    """Pick the best-supported sentences from the top passages, verbatim, each with its citation."""
+    total = sum(query_idf.values())
+    candidates: list[tuple[float, int, int, str, Evidence]] = []
+    for rank, item in enumerate(evidence[:4]):
+        prior = 1.0 / (1.0 + rank)
+        for position, sentence in enumerate(split_sentences(item.chunk.text)):
+            words = len(sentence.split())
+            if words < 4 or words > 80:
+                continue
+            overlap = _sentence_score(set(tokenize(sentence)), query_idf, total)
+            score = overlap + 0.35 * prior + (0.05 if position == 0 else 0.0)
+            candidates.append((score, rank, position, sentence, item))
+    if not candidates:
+        return "", []
+    candidates.sort(key=lambda c: -c[0])
+    best = candidates[0][0]
+    chosen = [c for c in candidates if c[0] >= 0.5 * best][:max_sentences]
+    # Read in source order: passage rank first, then position inside the passage.
+    chosen.sort(key=lambda c: (c[1], c[2]))
+    keyed = " ".join(f"{sentence} [{item.key}]" for _, _, _, sentence, item in chosen)
+    used = [item for _, _, _, _, item in chosen]
+    return number_citations(keyed, used)
+
+
+def refusal_text(suggestions: Sequence[CourseSuggestion]) -> str:
+    if not suggestions:
+        return NO_ANSWER_TEXT + " The library has nothing close to this topic yet."
+    closest = "; ".join(f"{s.title} ({s.sections[0].label()})" if s.sections else s.title for s in suggestions[:3])
+    return f"{NO_ANSWER_TEXT} The closest material is: {closest}."
+
+
+class Answerer:
+    """Composes answers from evidence; uses the chat model when one is configured."""
+
+    def __init__(self, settings: Settings, chat_model: Any = None, stream_model: Any = None) -> None:
+        self.settings = settings
+        self.chat_model = chat_model
+        self.stream_model = stream_model
+
+    def build_messages(self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]) -> list[Any]:
+        """System rules, then evidence as delimited data, then the question."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        user = load_prompt("answer").render(
+            evidence=format_evidence(evidence), history=format_history(history), question=question.strip()
+        )
+        return [SystemMessage(content=load_prompt("system").text), HumanMessage(content=user)]
+
+    def extractive(
+        self,
+        question: str,
+        evidence: Sequence[Evidence],
+        query_idf: dict[str, float],
+        read_next: Location | None,
+    ) -> tuple[str, list[Citation]]:
+        text, citations = extract_answer(question, evidence, query_idf)
+        if read_next is not None:
+            text += f"\n\nRead next: {read_next.label()}"
+        return text, citations
+
+    def generate(
+        self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]
+    ) -> tuple[str, list[Citation], bool]:
+        """Call the model (with retries); returns text with numbered citations, citations, and model-refused."""
+        messages = self.build_messages(question, evidence, history)
+        raw = call_with_retries(lambda: self.chat_model.invoke(messages), self.settings.chat)
+        return self._parse(raw, evidence)
+
+    def stream_generate(
+        self,
+        question: str,
+        evidence: Sequence[Evidence],
+        history: Sequence[ChatTurn],
+        on_token: Callable[[str], None],
+    ) -> tuple[str, list[Citation], bool]:
+        messages = self.build_messages(question, evidence, history)
+        model = self.stream_model or self.chat_model
+        raw = stream_with_retries(lambda: model.stream(messages), self.settings.chat, on_token)
+        return self._parse(raw, evidence)
+
+    def _parse(self, raw: str, evidence: Sequence[Evidence]) -> tuple[str, list[Citation], bool]:
+        if CANNOT_ANSWER.lower().rstrip(".") in raw.lower():
+            return raw.strip(), [], True
+        text, used = resolve_keys(raw, evidence)
+        numbered, citations = number_citations(text, used)
+        return numbered, citations, False
+
+
+def timed(timings: dict[str, float], name: str) -> Callable[[], None]:
+    """Start a timer; calling the result records the elapsed milliseconds under `name`."""
+    start = time.perf_counter()
+
+    def stop() -> None:
+        timings[name] = round((time.perf_counter() - start) * 1000, 2)
+
+    return stop
+
+
+async def to_async_iter(items: Iterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """Drive a blocking event iterator from asyncio without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    sentinel = object()
+    while True:
+        item = await loop.run_in_executor(None, next, items, sentinel)
+        if item is sentinel:
+            return
+        yield item  # type: ignore[misc]
+
+
+__all__ = ["CANNOT_ANSWER", "Answerer", "ModelCallError", "StreamEvent", "refusal_text", "to_async_iter"]

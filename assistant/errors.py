@@ -1,0 +1,61 @@
+"""Errors whose messages say what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class CoursePilotError(Exception):
+    """Base error. `fix` is the action that resolves it; str() includes both."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message} Fix: {fix}" if fix else message)
+
+
+class ConfigError(CoursePilotError):
+    """A setting is missing or invalid."""
+
+
+class LoaderError(CoursePilotError):
+    """A course file cannot be read. `reason` is a short machine-readable code."""
+
+    def __init__(self, path: str, reason: str, message: str, fix: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {message}", fix)
+
+
+class ManifestError(CoursePilotError):
+    """A course.yaml is invalid; names the file and the field."""
+
+    def __init__(self, path: str, field: str, message: str, fix: str) -> None:
+        self.path = path
+        self.field = field
+        super().__init__(f"{path}: field '{field}': {message}", fix)
+
+
+class PrerequisiteCycleError(CoursePilotError):
+    """Course prerequisites form a cycle."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(
+            "Course prerequisites form a cycle: " + " -> ".join(cycle) + ".",
+            "Remove one of these prerequisites from the course.yaml files involved, then re-ingest.",
+        )
+
+
+class IndexMismatchError(CoursePilotError):
+    """The index was built with another embedding model or chunking settings."""
+
+
+class IndexMissingError(CoursePilotError):
+    """No index exists yet for the configured library."""
+
+
+class ModelError(CoursePilotError):
+    """The chat or embedding model endpoint failed after retries."""
+
+
+class NotFoundError(CoursePilotError):
+    """A learner, playlist or item does not exist."""

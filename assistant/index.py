@@ -1,0 +1,64 @@
+"""The library index: vector store + ledger + lexical snapshot, opened together for one configuration."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from assistant.errors import IndexMismatchError, IndexMissingError
+from assistant.ledger import Ledger
+from assistant.lexical import LexicalIndex
+from assistant.settings import Settings
+from assistant.store import VectorStore
+
+
+class LibraryIndex:
+    """Everything one embedding model + chunking configuration has indexed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.collection_name()
+        self.dir = Path(settings.index.dir) / self.name
+        self.store = VectorStore(settings, self.name)
+        self.ledger = Ledger(self.dir / "ledger.sqlite")
+        self._lexical: LexicalIndex | None = None
+        self._lexical_generation = -1
+        self._lock = threading.Lock()
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.dir / "lexical.npz"
+
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index matching the ledger's current generation (reloaded after a re-ingest)."""
+        generation = self.ledger.generation
+        with self._lock:
+            if self._lexical is None or self._lexical_generation != generation:
+                loaded = LexicalIndex.load(self.lexical_path)
+                if loaded is not None and loaded[1] == generation:
+                    self._lexical = loaded[0]
+                else:
+                    self._lexical = self.rebuild_lexical()
+                self._lexical_generation = generation
+            return self._lexical
+
+    def rebuild_lexical(self) -> LexicalIndex:
+        """Rebuild BM25 from the term counts the ledger keeps (after a crash or a lost snapshot)."""
+        index = LexicalIndex()
+        index.update(remove=(), add=list(self.ledger.iter_terms()))
+        return index
+
+    def ensure_ready(self) -> None:
+        """Raise a helpful error when nothing is indexed for the current settings."""
+        if self.ledger.chunk_count() > 0:
+            return
+        others = self.store.other_collections()
+        if others:
+            raise IndexMismatchError(
+                f"The index was built with other embedding or chunking settings ({', '.join(others)}); "
+                f"nothing is indexed for the current ones ({self.name}).",
+                f"run `coursepilot ingest {self.settings.library.dir}` to index the library with the current settings.",
+            )
+        raise IndexMissingError(
+            "Nothing is indexed yet.", f"run `coursepilot ingest {self.settings.library.dir}` first."
+        )

@@ -1,0 +1,170 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25), fused, filtered, de-duplicated."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel
+
+from assistant.index import LibraryIndex
+from assistant.lexical import tokenize
+from assistant.providers import get_embedder
+from assistant.settings import RetrievalSettings
+from assistant.types import Chunk, Evidence
+from ingest.chunker import index_text
+
+
+@dataclass
+class Ranked:
+    """One candidate list: ids best first with their raw scores."""
+
+    ids: list[str]
+    scores: list[float]
+
+
+def _zscores(scores: Sequence[float]) -> np.ndarray:
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size == 0:
+        return values
+    std = values.std()
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
+
+
+def fuse_weighted(dense: Ranked, lexical: Ranked, dense_weight: float) -> list[tuple[str, float]]:
+    """Convex combination of z-scored scores; a candidate missing from one list gets that list's floor."""
+    parts = []
+    for ranked, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
+        z = _zscores(ranked.scores)
+        floor = float(z.min()) if z.size else 0.0
+        parts.append((dict(zip(ranked.ids, z.tolist(), strict=True)), floor, weight))
+    union = set(dense.ids) | set(lexical.ids)
+    fused = {cid: sum(w * scores.get(cid, floor) for scores, floor, w in parts) for cid in union}
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse_rrf(lists: Sequence[Ranked], k: int = 60) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: sum of 1 / (k + rank)."""
+    fused: dict[str, float] = {}
+    for ranked in lists:
+        for rank, cid in enumerate(ranked.ids, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+class RetrievalResult(BaseModel):
+    """Evidence plus the signals the refusal decision needs."""
+
+    evidence: list[Evidence]
+    max_dense: float
+    coverage: float
+    timings_ms: dict[str, float]
+
+
+class Retriever:
+    """Dense + lexical retrieval over one LibraryIndex."""
+
+    def __init__(self, index: LibraryIndex, settings: RetrievalSettings | None = None) -> None:
+        self.index = index
+        self.settings = settings or index.settings.retrieval
+        self.embedder = get_embedder(index.settings.embedding)
+
+    def retrieve(
+        self,
+        query: str,
+        k: int | None = None,
+        course_ids: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
+    ) -> RetrievalResult:
+        """Top-k evidence for a query, filtered by course and level, near-duplicates removed."""
+        k = k or self.settings.k
+        cfg = self.settings
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        vector = self.embedder.embed_query(query)
+        timings["embed"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        dense_hits = self.index.store.query(vector, cfg.candidates, course_ids=course_ids, levels=levels)
+        timings["dense"] = (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        filtered = bool(course_ids or levels)
+        lexical_hits = self.index.lexical().search(query, cfg.candidates * (8 if filtered else 1))
+        timings["lexical"] = (time.perf_counter() - t2) * 1000
+
+        t3 = time.perf_counter()
+        wanted = {cid for cid, _ in dense_hits} | {cid for cid, _ in lexical_hits}
+        chunks = self.index.ledger.get_chunks(wanted)
+        # The ledger is the truth: vectors an interrupted ingest left behind are never served.
+        dense_hits = [(cid, s) for cid, s in dense_hits if cid in chunks]
+        lexical_hits = [
+            (cid, s) for cid, s in lexical_hits if cid in chunks and _allowed(chunks[cid], course_ids, levels)
+        ]
+        lexical_hits = lexical_hits[: cfg.candidates]
+        dense = Ranked([c for c, _ in dense_hits], [s for _, s in dense_hits])
+        lexical = Ranked([c for c, _ in lexical_hits], [s for _, s in lexical_hits])
+        if cfg.fusion == "rrf":
+            fused = fuse_rrf([dense, lexical], cfg.rrf_k)
+        else:
+            fused = fuse_weighted(dense, lexical, cfg.dense_weight)
+        dense_score = dict(dense_hits)
+        lexical_score = dict(lexical_hits)
+        dense_rank = {cid: i for i, cid in enumerate(dense.ids, start=1)}
+        lexical_rank = {cid: i for i, cid in enumerate(lexical.ids, start=1)}
+
+        evidence: list[Evidence] = []
+        kept_tokens: list[set[str]] = []
+        for cid, score in fused:
+            chunk = chunks[cid]
+            tokens = set(tokenize(chunk.text))
+            if any(jaccard(tokens, other) >= cfg.dedup_similarity for other in kept_tokens):
+                continue
+            kept_tokens.append(tokens)
+            evidence.append(
+                Evidence(
+                    key=f"S{len(evidence) + 1}",
+                    chunk=chunk,
+                    score=float(score),
+                    dense_score=dense_score.get(cid),
+                    lexical_score=lexical_score.get(cid),
+                    dense_rank=dense_rank.get(cid),
+                    lexical_rank=lexical_rank.get(cid),
+                )
+            )
+            if len(evidence) >= k:
+                break
+        timings["fuse"] = (time.perf_counter() - t3) * 1000
+        max_dense = max((s for _, s in dense_hits), default=0.0)
+        coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
+        return RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings)
+
+
+def _allowed(chunk: Chunk, course_ids: Sequence[str] | None, levels: Sequence[str] | None) -> bool:
+    if course_ids and chunk.location.course_id not in course_ids:
+        return False
+    return not (levels and chunk.level not in levels)
+
+
+def query_coverage(query: str, chunks: Sequence[Chunk], index: LibraryIndex) -> float:
+    """IDF-weighted share of the query's terms found in the given passages (0..1).
+
+    A question about something the library never mentions ("VBA macros") can still sit close to a
+    course in embedding space; its rare terms are what is missing.
+    """
+    terms = set(tokenize(query))
+    if not terms:
+        return 0.0
+    lexical = index.lexical()
+    present: set[str] = set()
+    for chunk in chunks:
+        present.update(tokenize(index_text(chunk)))
+    idf = lexical.idf(terms)
+    total = sum(idf.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for t, w in idf.items() if t in present) / total

