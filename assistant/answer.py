@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -53,33 +54,59 @@ def _sentence_score(sentence_terms: set[str], query_idf: dict[str, float], total
     return sum(w for t, w in query_idf.items() if t in sentence_terms) / total
 
 
+_LABEL_PREFIX = re.compile(r"^(speaker notes:\s*|[-*•]\s+|\d+[.)]\s+)+", re.IGNORECASE)
+
+
+def _clean_unit(unit: str) -> tuple[str, bool]:
+    """Strip list markers and the 'Speaker notes:' label; report whether it was a list item."""
+    cleaned = _LABEL_PREFIX.sub("", unit).strip()
+    is_item = bool(re.match(r"^([-*•]|\d+[.)])\s+", unit))
+    return cleaned, is_item
+
+
 def extract_answer(
-    question: str,
-    evidence: Sequence[Evidence],
-    query_idf: dict[str, float],
-    max_sentences: int = _MAX_SENTENCES,
+    question: str, evidence: Sequence[Evidence], query_idf: dict[str, float], max_sentences: int = _MAX_SENTENCES
 ) -> tuple[str, list[Citation]]:
     """Pick the best-supported sentences from the top passages, verbatim, each with its citation."""
     total = sum(query_idf.values())
-    candidates: list[tuple[float, int, int, str, Evidence]] = []
-    for rank, item in enumerate(evidence[:4]):
+    candidates: list[tuple[float, int, int, str, bool, Evidence]] = []
+    # Only passages nearly as close to the question as the best one may lend sentences: a sentence that
+    # shares a word with the question but sits in an off-topic passage is the classic extractive mistake.
+    top_dense = max((e.dense_score or 0.0) for e in evidence[:3]) if evidence else 0.0
+    eligible = [e for i, e in enumerate(evidence[:3]) if i == 0 or (e.dense_score or 0.0) >= 0.85 * top_dense]
+    for rank, item in enumerate(eligible):
         prior = 1.0 / (1.0 + rank)
-        for position, sentence in enumerate(split_sentences(item.chunk.text)):
+        for position, unit in enumerate(split_sentences(item.chunk.text)):
+            sentence, is_item = _clean_unit(unit)
             words = len(sentence.split())
-            if words < 4 or words > 80:
+            # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
+            if words < 3 or words > 80 or (not is_item and not re.search(r"[.!?:)\"'”]$", sentence)):
                 continue
             overlap = _sentence_score(set(tokenize(sentence)), query_idf, total)
-            score = overlap + 0.35 * prior + (0.05 if position == 0 else 0.0)
-            candidates.append((score, rank, position, sentence, item))
+            score = overlap + 0.5 * prior + (0.02 if position == 0 else 0.0)
+            candidates.append((score if overlap > 0 else score - 1.0, rank, position, sentence, is_item, item))
     if not candidates:
         return "", []
     candidates.sort(key=lambda c: -c[0])
     best = candidates[0][0]
-    chosen = [c for c in candidates if c[0] >= 0.5 * best][:max_sentences]
+    chosen: list[tuple[float, int, int, str, bool, Evidence]] = []
+    passages: set[int] = set()
+    for cand in candidates:
+        if len(chosen) == max_sentences or cand[0] < 0.6 * best or cand[0] < 0:
+            break
+        # At most two passages: a third one is usually a different topic that shares a word.
+        if cand[1] not in passages and len(passages) == 2:
+            continue
+        passages.add(cand[1])
+        chosen.append(cand)
+    if not chosen:
+        chosen = [candidates[0]]
     # Read in source order: passage rank first, then position inside the passage.
     chosen.sort(key=lambda c: (c[1], c[2]))
-    keyed = " ".join(f"{sentence} [{item.key}]" for _, _, _, sentence, item in chosen)
-    used = [item for _, _, _, _, item in chosen]
+    as_list = any(c[4] for c in chosen) and len(chosen) > 1
+    parts = [f"{'- ' if as_list else ''}{sentence} [{item.key}]" for _, _, _, sentence, _, item in chosen]
+    keyed = ("\n" if as_list else " ").join(parts)
+    used = [c[5] for c in chosen]
     return number_citations(keyed, used)
 
 

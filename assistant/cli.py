@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.errors import CoursePilotError, ModelError
@@ -48,9 +49,9 @@ def fail(exc: CoursePilotError, as_json: bool = False) -> NoReturn:
     if as_json:
         print(json.dumps({"error": exc.message, "fix": exc.fix, "type": type(exc).__name__}))
     else:
-        err.print(f"[bold red]Error:[/] {exc.message}")
+        err.print(f"[bold red]Error:[/] {escape(exc.message)}")
         if exc.fix:
-            err.print(f"[bold]Fix:[/] {exc.fix}")
+            err.print(f"[bold]Fix:[/] {escape(exc.fix)}")
     raise typer.Exit(code)
 
 
@@ -110,13 +111,13 @@ def ingest(
         out.print(table)
         for item in report.files:
             if item.status == "failed":
-                err.print(f"[red]Failed:[/] {item.message}\n  [bold]Fix:[/] {item.fix}")
+                err.print(f"[red]Failed:[/] {escape(item.message or '')}\n  [bold]Fix:[/] {escape(item.fix or '')}")
             for warning in item.warnings:
-                err.print(f"[yellow]Warning:[/] {warning}")
+                err.print(f"[yellow]Warning:[/] {escape(warning)}")
         for warning in report.warnings:
-            err.print(f"[yellow]Warning:[/] {warning}")
+            err.print(f"[yellow]Warning:[/] {escape(warning)}")
         for problem in report.problems:
-            err.print(f"[red]Problem:[/] {problem}")
+            err.print(f"[red]Problem:[/] {escape(problem)}")
         d = report.documents
         out.print(
             f"Documents: {d['added']} added, {d['updated']} updated, {d['unchanged']} unchanged, "
@@ -127,13 +128,14 @@ def ingest(
 
 
 def _print_answer(answer: Any) -> None:
-    out.print(answer.text)
+    # Course text is printed verbatim: brackets in it must never be read as console markup.
+    out.print(answer.text, markup=False, highlight=False)
     if answer.citations:
         out.print("\n[bold]Sources[/]")
         for citation in answer.citations:
-            out.print(f"  [{citation.key}] {citation.label}")
+            out.print(f"  [{citation.key}] {citation.label}", markup=False, highlight=False)
     if answer.fallback_reason:
-        err.print(f"[yellow]{answer.fallback_reason}[/]")
+        err.print(answer.fallback_reason, style="yellow", markup=False)
 
 
 @app.command()
@@ -177,9 +179,142 @@ def find(
         out.print("No course in the library teaches this yet.")
         return
     for rank, suggestion in enumerate(result.courses, start=1):
-        out.print(f"{rank}. [bold]{suggestion.title}[/] ({suggestion.level})")
+        out.print(f"{rank}. [bold]{escape(suggestion.title)}[/] ({suggestion.level})")
         for location in suggestion.sections:
-            out.print(f"     {location.label()}")
+            out.print(f"     {location.label()}", markup=False, highlight=False)
+
+
+def playlist_markdown(path: Any) -> str:
+    """A playlist as a Markdown checklist."""
+    lines = [f"# Learning path: {path.goal}", "", path.intro or path.message, ""]
+    for number, item in enumerate(path.items, start=1):
+        box = "x" if item.status == "done" else " "
+        where = item.evidence.label if item.evidence else (item.location.label() if item.location else "")
+        lines.append(f"{number}. [{box}] **{item.title}** ({item.minutes} min, {item.level}) — {item.why}")
+        lines.append(f"   - id: `{item.item_id}`; source: {where}")
+    if path.left_out:
+        lines += ["", "Left out to fit the time: " + ", ".join(i.title for i in path.left_out)]
+    return "\n".join(lines)
+
+
+@app.command()
+def playlist(
+    goal: Annotated[str, typer.Argument(help="What the learner wants to get good at.")],
+    learner: Annotated[str | None, typer.Option("--learner", help="Skip what this learner has done.")] = None,
+    minutes: Annotated[int | None, typer.Option("--minutes", help="Time budget in minutes.")] = None,
+    level: Annotated[
+        str | None, typer.Option("--level", help="The learner's level: beginner|intermediate|advanced.")
+    ] = None,
+    save: Annotated[bool, typer.Option("--save", help="Save the path for --learner.")] = False,
+    as_json: JsonFlag = False,
+    as_markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown checklist.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV rows, one per step.")] = False,
+) -> None:
+    """Plan an ordered learning path that respects prerequisites, progress and the time budget."""
+    from assistant.pilot import CoursePilot
+
+    if level is not None and level not in {"beginner", "intermediate", "advanced"}:
+        fail(CoursePilotError(f"Unknown level '{level}'.", "use beginner, intermediate or advanced."), as_json)
+    pilot = CoursePilot(settings_from_env())
+    try:
+        path = pilot.playlist(goal, learner_id=learner, minutes=minutes, level=level)
+        saved_id = None
+        if save:
+            if not learner:
+                raise CoursePilotError("--save needs --learner.", "add --learner YOUR_ID.")
+            saved_id = pilot.learners.save_playlist(learner, path).id
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit_json({**path.model_dump(mode="json"), "saved_id": saved_id})
+    elif as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["step", "item_id", "title", "course_id", "level", "minutes", "prerequisite", "why", "source"])
+        for number, item in enumerate(path.items, start=1):
+            source = item.evidence.label if item.evidence else ""
+            writer.writerow(
+                [
+                    number,
+                    item.item_id,
+                    item.title,
+                    item.course_id,
+                    item.level,
+                    item.minutes,
+                    item.is_prerequisite,
+                    item.why,
+                    source,
+                ]
+            )
+    elif as_markdown:
+        print(playlist_markdown(path))
+    else:
+        if not path.covered:
+            out.print(path.message, markup=False)
+            raise typer.Exit(EXIT_OK)
+        out.print(f"[bold]Learning path:[/] {escape(path.goal)}")
+        if path.intro:
+            out.print(path.intro, markup=False)
+        for number, item in enumerate(path.items, start=1):
+            tag = " [dim](prerequisite)[/]" if item.is_prerequisite else ""
+            out.print(f"{number}. [bold]{escape(item.title)}[/] — {item.minutes} min, {item.level}{tag}")
+            out.print(f"   {item.why}", markup=False)
+            if item.evidence:
+                out.print(f"   [dim]{escape(item.evidence.label)}[/]  id: {escape(item.item_id)}")
+        out.print(path.message, markup=False)
+        if saved_id:
+            out.print(f"Saved as {saved_id}.")
+
+
+@app.command()
+def progress(
+    learner: Annotated[str, typer.Argument(help="Learner id.")],
+    done: Annotated[list[str] | None, typer.Option("--done", help="Mark an item id done (repeatable).")] = None,
+    undo: Annotated[list[str] | None, typer.Option("--undo", help="Mark an item id not done.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark items done for a learner, and list their progress and saved paths."""
+    from assistant.learners import LearnerStore
+
+    settings = settings_from_env()
+    try:
+        store = LearnerStore(settings.database.url)
+        for item_id in done or []:
+            store.set_progress(learner, item_id, True)
+        for item_id in undo or []:
+            store.set_progress(learner, item_id, False)
+        items = store.progress(learner)
+        saved = store.playlists(learner)
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit_json(
+            {
+                "learner": learner,
+                "progress": [i.model_dump(mode="json") for i in items],
+                "playlists": [
+                    {
+                        "id": p.id,
+                        "goal": p.goal,
+                        "done": sum(1 for i in p.playlist.items if i.status == "done"),
+                        "steps": len(p.playlist.items),
+                    }
+                    for p in saved
+                ],
+            }
+        )
+        return
+    table = Table(title=f"Progress of {learner}")
+    table.add_column("item")
+    table.add_column("done")
+    table.add_column("when")
+    for entry in items:
+        table.add_row(entry.item_id, "yes" if entry.done else "no", entry.updated_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+    for p in saved:
+        count = sum(1 for i in p.playlist.items if i.status == "done")
+        out.print(f"Path {p.id}: {p.goal} — {count} of {len(p.playlist.items)} done")
 
 
 @app.command()

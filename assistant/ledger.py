@@ -255,6 +255,22 @@ class Ledger:
         got = self.get_chunks(ids)
         return [got[i] for i in ids if i in got]
 
+    def first_chunk_ids(self, course_ids: Sequence[str]) -> dict[str, str]:
+        """'course_id/module' -> id of that module's first chunk (a default citation for a step)."""
+        if not course_ids:
+            return {}
+        marks = ",".join("?" * len(course_ids))
+        rows = self._conn().execute(
+            "SELECT d.course_id, c.location, c.id, c.ordinal FROM chunks c JOIN documents d ON c.doc_path=d.path "
+            f"WHERE d.course_id IN ({marks}) ORDER BY c.doc_path, c.ordinal",
+            list(course_ids),
+        )
+        out: dict[str, str] = {}
+        for course_id, location, chunk_id, _ in rows:
+            key = f"{course_id}/{Location.model_validate_json(location).module}"
+            out.setdefault(key, chunk_id)
+        return out
+
     # -- courses ------------------------------------------------------------------------------------------
     def save_courses(self, courses: Sequence[Course]) -> None:
         conn = self._conn()

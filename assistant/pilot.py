@@ -7,6 +7,7 @@ import queue
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -16,11 +17,13 @@ from assistant.answer import Answerer, StreamEvent, refusal_text, timed, to_asyn
 from assistant.errors import CoursePilotError
 from assistant.finder import rank_courses
 from assistant.index import LibraryIndex
+from assistant.learners import LearnerStore
 from assistant.lexical import tokenize
+from assistant.playlist import parse_budget, plan
 from assistant.providers import ModelCallError, get_chat_model
 from assistant.retriever import RetrievalResult, Retriever
 from assistant.settings import Settings
-from assistant.types import Answer, ChatTurn, Course, CourseSuggestion
+from assistant.types import Answer, ChatTurn, Course, CourseSuggestion, Evidence, Playlist
 
 _FOLLOW_UP = re.compile(
     r"^(and|also|but|so|then|what about|how about|why)\b|\b(it|its|this|that|these|those|they|them|there|one)\b",
@@ -41,7 +44,7 @@ def rule_rewrite(question: str, history: Sequence[ChatTurn]) -> str:
     if not previous:
         return question
     content_words = tokenize(question)
-    if _FOLLOW_UP.search(question) or len(content_words) <= 3:
+    if _FOLLOW_UP.search(question) or len(content_words) <= 2:
         return f"{previous.strip().rstrip('?')}: {question.strip()}"
     return question
 
@@ -287,6 +290,88 @@ class CoursePilot:
         result = self.retriever.retrieve(topic, k=30)
         courses = rank_courses(topic, result.evidence, self.catalogue(), limit=limit) if self._supported(result) else []
         return FindResult(query=query, courses=courses)
+
+    # -- learning paths -----------------------------------------------------------------------------------
+    @cached_property
+    def learners(self) -> LearnerStore:
+        return LearnerStore(self.settings.database.url)
+
+    def playlist(
+        self,
+        goal: str,
+        learner_id: str | None = None,
+        minutes: int | None = None,
+        level: str | None = None,
+        completed: Sequence[str] | None = None,
+    ) -> Playlist:
+        """An ordered learning path for a goal that respects prerequisites, progress and the time budget."""
+        goal = self._check_question(goal)
+        self.index.ensure_ready()
+        topic, stated_minutes = parse_budget(goal)
+        budget = minutes if minutes is not None else stated_minutes
+        if budget is not None and budget <= 0:
+            raise CoursePilotError(f"The time budget must be positive, not {budget}.", "pass --minutes 120, say.")
+        done = set(completed or [])
+        if learner_id:
+            done |= self.learners.completed(learner_id)
+        search = _strip_goal_phrasing(topic)
+        result = self.retriever.retrieve(search, k=40)
+        catalogue = self.catalogue()
+        if not self._supported(result):
+            suggestions = rank_courses(search, result.evidence, catalogue, limit=3)
+            names = "; ".join(s.title for s in suggestions) or "nothing close yet"
+            return Playlist(
+                goal=goal,
+                learner_id=learner_id,
+                budget_minutes=budget,
+                covered=False,
+                suggestions=suggestions,
+                message=f"The library does not teach this yet, so I won't invent a path. Closest material: {names}.",
+                created_at=datetime.now(UTC),
+            )
+        firsts = self.index.ledger.first_chunk_ids(list(catalogue))
+        first_chunks = {
+            key: Evidence(key="S0", chunk=chunk, score=0.0)
+            for key, chunk_id in firsts.items()
+            if (chunk := self.index.ledger.get_chunks([chunk_id]).get(chunk_id)) is not None
+        }
+        path = plan(search, result.evidence, catalogue, done, budget, level, first_chunks)
+        path.goal = goal
+        path.learner_id = learner_id
+        path.created_at = datetime.now(UTC)
+        if self.answerer.chat_model is not None and path.items:
+            path.intro = self._playlist_intro(path)
+        return path
+
+    def _playlist_intro(self, path: Playlist) -> str | None:
+        """A friendlier introduction written by the model; the items and their order stay the planner's."""
+        from langchain_core.messages import HumanMessage
+
+        from assistant.prompts import load_prompt
+        from assistant.providers import call_with_retries
+
+        steps = "\n".join(f"{i}. {item.title} ({item.minutes} min): {item.why}" for i, item in enumerate(path.items, 1))
+        prompt = load_prompt("playlist_intro").render(goal=path.goal, steps=steps)
+        try:
+            text = call_with_retries(
+                lambda: self.answerer.chat_model.invoke([HumanMessage(content=prompt)]), self.settings.chat
+            )
+        except ModelCallError:
+            return None
+        return text.strip() or None
+
+
+_GOAL_PHRASES = re.compile(
+    r"^(i want to|i'd like to|i would like to|help me|build me|make me|give me|plan|create)\b.*?"
+    r"\b(get good at|get better at|become|learn|learning|master|improve|path to|path for|path on|plan for|on|at)\b\s*",
+    re.IGNORECASE,
+)
+
+
+def _strip_goal_phrasing(goal: str) -> str:
+    """'I want to get good at advanced Excel' -> 'advanced Excel'."""
+    topic = _GOAL_PHRASES.sub("", goal).strip(" ?.!")
+    return topic or goal
 
 
 _FIND_PHRASES = re.compile(

@@ -14,6 +14,9 @@ ALLOWED_VARIABLES: dict[str, set[str]] = {
     "answer": {"evidence", "history", "question"},
     "rewrite": {"history", "question"},
     "playlist_intro": {"goal", "steps"},
+    "router": set(),
+    "judge_faithfulness": {"context", "question", "answer"},
+    "judge_relevance": {"question", "answer"},
 }
 
 

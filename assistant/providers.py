@@ -88,7 +88,10 @@ class LocalEmbedder:
                 if self._settings.backend == "onnx":
                     kwargs["backend"] = "onnx"
                 self._model = SentenceTransformer(str(path), **kwargs)
-                dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+                dimension = (
+                    getattr(self._model, "get_embedding_dimension", None)
+                    or self._model.get_sentence_embedding_dimension
+                )
                 self.dimensions = int(dimension() or 384)
         return self._model
 

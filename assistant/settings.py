@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Bumped whenever chunk boundaries change for the same settings, so old vectors are never mixed in.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 
 class LibrarySettings(BaseModel):

