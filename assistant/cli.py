@@ -334,6 +334,83 @@ def config(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+eval_app = typer.Typer(help="Offline answer-quality evals and public retrieval benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+DEFAULT_DATASET = Path("evals/datasets/golden.yaml")
+
+
+@eval_app.command("run")
+def eval_run(
+    dataset: Annotated[Path, typer.Argument(help="YAML or JSONL dataset.")] = DEFAULT_DATASET,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Run folder name under runs/ (default: timestamp).")
+    ] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Compare with runs/BASELINE.")] = None,
+    fail_under: Annotated[
+        list[str] | None, typer.Option("--fail-under", help="METRIC=VALUE gate, e.g. hit@5=0.8 (repeatable).")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path("runs"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Do not resume an interrupted run of the same name.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a dataset through the same API as the chat UI and write results, summary and reports."""
+    from datetime import datetime
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from assistant.pilot import CoursePilot
+    from evals.runner import check_thresholds, run_eval
+
+    run_name = name or datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    pilot = CoursePilot(settings_from_env())
+    try:
+        with Progress(
+            TextColumn("Evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("eval", total=None)
+            summary = run_eval(
+                dataset,
+                pilot,
+                run_name,
+                runs_dir=runs_dir,
+                baseline=baseline,
+                resume=not fresh,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        failures = check_thresholds(summary, fail_under or [])
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit_json({**summary.model_dump(mode="json"), "gate_failures": failures})
+    else:
+        table = Table(title=f"Eval run {run_name}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        deltas = summary.baseline.metrics if summary.baseline else {}
+        if deltas:
+            table.add_column("vs baseline", justify="right")
+        for metric, value in summary.metrics.items():
+            shown = "—" if value is None else f"{value:.3f}"
+            row = [metric, shown]
+            if deltas:
+                delta = deltas.get(metric)
+                change = "" if delta is None or delta.delta is None else f"{delta.delta:+.3f}"
+                row.append(f"[red]{change} regression[/]" if delta is not None and delta.regression else change)
+            table.add_row(*row)
+        out.print(table)
+        out.print(f"Reports: {summary.files.get('report_html')} and {summary.files.get('report_md')}")
+        for regression in summary.regressions:
+            err.print(f"[red]Regression:[/] {escape(regression)}")
+        for failure in failures:
+            err.print(f"[red]Gate failed:[/] {escape(failure)}")
+    raise typer.Exit(EXIT_PARTIAL if failures else EXIT_OK)
+
+
 def main() -> None:
     """Console-script entry point: friendly errors, never a stack trace."""
     logging.basicConfig(level=os.environ.get("COURSEPILOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)

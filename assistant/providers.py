@@ -74,6 +74,7 @@ class LocalEmbedder:
         self._settings = settings
         self._model: Any = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
         self._cache = _QueryCache(settings.query_cache_size)
 
     def _load(self) -> Any:
@@ -95,22 +96,33 @@ class LocalEmbedder:
                 self.dimensions = int(dimension() or 384)
         return self._model
 
+    def _encode(self, texts: Sequence[str], threads: int) -> np.ndarray:
+        model = self._load()
+        import torch
+
+        # One query is too small to split across cores: on a busy 2-core machine two threads made a single
+        # query ~5x slower than one. Batches (ingest) use every core. The lock also keeps calls from
+        # fighting over the thread pool.
+        with self._encode_lock:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            # encode() sorts by length internally, so each batch pads to similar lengths.
+            vectors = model.encode(
+                list(texts),
+                batch_size=self._settings.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        model = self._load()
-        # encode() sorts by length internally, so each batch pads to similar lengths.
-        vectors = model.encode(
-            list(texts),
-            batch_size=self._settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._encode(texts, max(1, os.cpu_count() or 1))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._cache.get_or_compute(text, lambda: self.embed_documents([text])[0])
+        return self._cache.get_or_compute(text, lambda: self._encode([text], 1)[0])
 
 
 def _bundled_model_path(model: str) -> Any:

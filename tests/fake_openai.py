@@ -262,9 +262,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def fake(self) -> FakeOpenAIServer:
         return self.server.fake
 
-    def _send_bytes(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def _send_bytes(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -446,9 +444,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._chat_stream(
-                completion_id, model, text, tool_calls, finish, usage, include_usage, reply, headers
-            )
+            self._chat_stream(completion_id, model, text, tool_calls, finish, usage, include_usage, reply, headers)
             return
 
         message: dict[str, Any] = {

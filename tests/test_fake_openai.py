@@ -104,10 +104,7 @@ def test_openai_plain(server: FakeOpenAIServer) -> None:
     assert resp.choices[0].message.role == "assistant"
     assert resp.choices[0].message.content == EXPECTED
     assert resp.choices[0].finish_reason == "stop"
-    assert (
-        resp.usage is not None
-        and resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
-    )
+    assert resp.usage is not None and resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
 
     (req,) = server.requests
     assert req["path"] == "/v1/chat/completions"
@@ -132,9 +129,7 @@ def test_openai_streaming_with_usage(server: FakeOpenAIServer) -> None:
     assert "".join(content) == EXPECTED
     finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finals == ["stop"]
-    assert (
-        chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    )
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert server.last_request["body"]["stream"] is True
 
 
@@ -142,9 +137,7 @@ def test_refusal_and_rewrite_over_http(server: FakeOpenAIServer) -> None:
     c = client(server)
     no_evidence = c.chat.completions.create(model="fake", messages=rag_messages(evidence=""))
     assert no_evidence.choices[0].message.content == REFUSAL
-    rewrite = c.chat.completions.create(
-        model="fake", messages=[{"role": "user", "content": "stacks vs queues"}]
-    )
+    rewrite = c.chat.completions.create(model="fake", messages=[{"role": "user", "content": "stacks vs queues"}])
     assert rewrite.choices[0].message.content == "REWRITE: stacks vs queues"
 
 
@@ -178,9 +171,7 @@ def test_api_key_enforced_and_models(server: FakeOpenAIServer) -> None:
 
 def test_langchain_invoke(server: FakeOpenAIServer) -> None:
     llm = chat_model(server)
-    msg = llm.invoke(
-        [SystemMessage("Use evidence.\n" + EVIDENCE), HumanMessage("<question>recursion?</question>")]
-    )
+    msg = llm.invoke([SystemMessage("Use evidence.\n" + EVIDENCE), HumanMessage("<question>recursion?</question>")])
     assert msg.content == EXPECTED
     assert msg.response_metadata["finish_reason"] == "stop"
     assert msg.usage_metadata is not None and msg.usage_metadata["output_tokens"] > 0
@@ -204,10 +195,7 @@ async def test_langchain_async(server: FakeOpenAIServer) -> None:
     llm = chat_model(server)
     msg = await llm.ainvoke([HumanMessage("shorter query please")])
     assert msg.content == "REWRITE: shorter query please"
-    parts = [
-        c.content
-        async for c in llm.astream([SystemMessage(EVIDENCE), HumanMessage("<question>q</question>")])
-    ]
+    parts = [c.content async for c in llm.astream([SystemMessage(EVIDENCE), HumanMessage("<question>q</question>")])]
     assert "".join(str(p) for p in parts) == EXPECTED
 
 
@@ -334,9 +322,7 @@ def test_concurrent_requests(server: FakeOpenAIServer) -> None:
 
     def worker() -> None:
         c = client(server)
-        results.append(
-            c.chat.completions.create(model="fake", messages=rag_messages()).choices[0].message.content
-        )
+        results.append(c.chat.completions.create(model="fake", messages=rag_messages()).choices[0].message.content)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     start = time.monotonic()
@@ -383,9 +369,7 @@ def test_embedding_faults_are_separate_from_chat(server: FakeOpenAIServer) -> No
         c.embeddings.create(model="fake-embedding", input="x")
     assert len(c.embeddings.create(model="fake-embedding", input="x").data[0].embedding) == EMBEDDING_DIM
     assert (
-        c.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}])
-        .choices[0]
-        .message.content
+        c.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
         == "chat only"
     )
 
