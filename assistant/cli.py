@@ -334,6 +334,28 @@ def config(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+@app.command("hash-password")
+def hash_password_command(
+    user: Annotated[str, typer.Argument(help="Sign-in id of the user.")],
+    role: Annotated[
+        str, typer.Option("--role", help="learner or lnd (L&D staff see the insights report).")
+    ] = "learner",
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a COURSEPILOT_UI_USERS entry for a user; the password is read without echo."""
+    from assistant.learners import hash_password
+
+    if role not in {"learner", "lnd"}:
+        fail(CoursePilotError(f"Unknown role '{role}'.", "use --role learner or --role lnd."), as_json)
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    entry = f"{user}:{hash_password(password)}:{role}"
+    if as_json:
+        emit_json({"user": user, "role": role, "entry": entry})
+    else:
+        print(entry)
+        err.print("Add it to COURSEPILOT_UI_USERS (comma-separated for several users).")
+
+
 eval_app = typer.Typer(help="Offline answer-quality evals and public retrieval benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 DEFAULT_DATASET = Path("evals/datasets/golden.yaml")
