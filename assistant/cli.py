@@ -334,6 +334,89 @@ def config(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+@app.command()
+def ui(
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (default COURSEPILOT_UI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default COURSEPILOT_UI_PORT).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start the Chainlit chat for learners on the configured library (no API key needed)."""
+    from assistant.index import LibraryIndex
+    from assistant.ui.launch import run_ui
+
+    settings = settings_from_env()
+    try:
+        LibraryIndex(settings).ensure_ready()
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    raise typer.Exit(run_ui(settings, host=host, port=port))
+
+
+@app.command()
+def report(
+    since: Annotated[str | None, typer.Option("--since", help="Only questions from this date on (YYYY-MM-DD).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report with charts here.")] = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write one CSV per section into this folder.")] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Eval dataset whose expected sections are checked.")
+    ] = DEFAULT_DATASET,
+    refresh_snapshot: Annotated[
+        bool, typer.Option("--refresh-snapshot", help="Accept the current sections as the new baseline.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """L&D insights: content gaps, demand, thumbs-down answers and what a re-ingest changed."""
+    from datetime import datetime
+
+    from assistant.insights import build_report, write_csv, write_html
+    from assistant.pilot import CoursePilot
+
+    pilot = CoursePilot(settings_from_env())
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        fail(CoursePilotError(f"--since '{since}' is not a date.", "use YYYY-MM-DD, e.g. --since 2026-11-01."), as_json)
+    try:
+        pilot.index.ensure_ready()
+        data = build_report(
+            pilot.learners,
+            pilot,
+            since=start,
+            eval_dataset=dataset if dataset and dataset.exists() else None,
+            refresh_snapshot=refresh_snapshot,
+        )
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if html:
+        write_html(data, html)
+    if csv_dir:
+        write_csv(data, csv_dir)
+    if as_json:
+        print(data.model_dump_json(indent=2))
+        return
+    totals = data.totals
+    out.print(
+        f"[bold]Questions:[/] {totals.questions} ({totals.answered} answered, {totals.refused} refused, "
+        f"{totals.low_confidence} low confidence) from {totals.learners} learner(s); {totals.playlists} saved path(s)."
+    )
+    table = Table(title="Content gaps (what learners ask that the library does not teach)")
+    for column in ("#", "topic", "questions", "learners", "example", "nearest material"):
+        table.add_column(column, overflow="fold")
+    for cluster in data.content_gaps.clusters[:15]:
+        nearest = cluster.nearest.label if cluster.nearest else ""
+        table.add_row(
+            str(cluster.rank),
+            escape(cluster.label),
+            str(cluster.count),
+            str(cluster.learners),
+            escape(cluster.examples[0] if cluster.examples else ""),
+            escape(nearest),
+        )
+    out.print(table)
+    if html:
+        out.print(f"HTML report: {html}")
+
+
 @app.command("hash-password")
 def hash_password_command(
     user: Annotated[str, typer.Argument(help="Sign-in id of the user.")],

@@ -515,11 +515,11 @@ def test_txt() -> None:
     doc = load_document(GOOD / "safety-notes.txt")
     assert doc.kind == "text"
     assert doc.title == "Safety notes"
+    # A short capitalised line on its own, followed by text, is a heading.
     assert doc.sections == [
         Section(
-            heading_path=(),
+            heading_path=("Workplace Safety Notes",),
             text=(
-                "Workplace Safety Notes\n"
                 "Always report hazards to your supervisor before the end of your shift.\n"
                 "- Keep exits clear\n- Wear protective equipment"
             ),
