@@ -28,6 +28,7 @@ app = typer.Typer(help="CoursePilot: answers from your course library, with cita
 out = Console()
 err = Console(stderr=True)
 
+DEFAULT_DATASET = Path("evals/datasets/golden.yaml")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -441,7 +442,6 @@ def hash_password_command(
 
 eval_app = typer.Typer(help="Offline answer-quality evals and public retrieval benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-DEFAULT_DATASET = Path("evals/datasets/golden.yaml")
 
 
 @eval_app.command("run")

@@ -61,12 +61,17 @@ class ChunkingSettings(BaseModel):
 
 class RetrievalSettings(BaseModel):
     k: int = Field(default=6, ge=1, le=50, description="Evidence passages handed to the answerer.")
-    candidates: int = Field(default=50, ge=5, le=1000, description="Candidates fetched from each retriever.")
+    candidates: int = Field(
+        default=100,
+        ge=5,
+        le=1000,
+        description="Candidates fetched from each retriever (also the sample the fusion normalises scores over).",
+    )
     fusion: Literal["rrf", "weighted"] = Field(
         default="weighted", description="'weighted': z-scored convex fusion; 'rrf': reciprocal rank fusion."
     )
     dense_weight: float = Field(
-        default=0.5,
+        default=0.45,
         ge=0,
         le=1,
         description="Weight of the dense score in weighted fusion (tuned on SciFact train).",
@@ -79,17 +84,18 @@ class RetrievalSettings(BaseModel):
         description="Jaccard token overlap above which a passage counts as a near-duplicate.",
     )
     refusal_min_dense: float = Field(
-        default=0.35,
+        default=0.0,
         ge=-1,
         le=1,
-        description="Refuse when the best passage's cosine similarity is below this (calibrated on SciFact train).",
+        description="Refuse when the best passage's cosine similarity is below this. Calibrated on SciFact train: "
+        "once coverage is checked a dense floor adds nothing there, so the default 0 leaves it off.",
     )
     refusal_min_coverage: float = Field(
-        default=0.5,
+        default=0.64,
         ge=0,
         le=1,
-        description="Refuse when less than this IDF-weighted share of the question's terms appears in the top "
-        "passages (calibrated on SciFact train).",
+        description="Refuse when less than this IDF-weighted share of the question's terms appears in the best of "
+        "the top 3 passages (calibrated on SciFact train).",
     )
 
 
