@@ -191,7 +191,9 @@ def plan(
             if is_pre:
                 why = f"Prerequisite for {', '.join(needed_by) or 'a course on this path'}."
             elif score > 0:
-                why = "Teaches " + (", ".join(matched) if matched else "what your goal asks for") + "."
+                taught = ", ".join(matched) if matched else "what your goal asks for"
+                part = ev.chunk.location.section[-1] if ev is not None and ev.chunk.location.section else None
+                why = f"Teaches {taught}" + (f"; most relevant part: {part}." if part else ".")
             else:
                 why = f"Part of {course.title}, which matches your goal."
             location = (
