@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from assistant.errors import ConfigError, NotFoundError
@@ -185,7 +185,18 @@ class LearnerStore:
             ) from exc
 
     def _migrate(self) -> None:
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except IntegrityError:
+            # Another process (a second UI worker, the CLI) created the tables at the same moment.
+            Base.metadata.create_all(self.engine)
+        try:
+            self._apply_migrations()
+        except IntegrityError:
+            # Same race on the version rows: the other process recorded them; nothing left to do.
+            pass
+
+    def _apply_migrations(self) -> None:
         with Session(self.engine) as session, session.begin():
             current = session.scalar(select(func.max(SchemaVersionRow.version))) or 0
             if current == 0:

@@ -1,0 +1,255 @@
+"""Start the Chainlit web chat, and the sign-in rules it uses.
+
+`run_ui(settings)` runs `python -m chainlit run assistant/ui/app.py --host H --port P [--headless]` as a child
+process with:
+
+- cwd and CHAINLIT_APP_ROOT = the project folder holding `chainlit.md`, `.chainlit/config.toml` and `public/`
+  (the current folder when CoursePilot runs from an installed wheel without them);
+- CHAINLIT_AUTH_SECRET = `settings.ui.auth_secret`, else a random secret generated once and kept in
+  `.coursepilot/auth_secret` (mode 600) so signed-in sessions survive restarts;
+- CP_UI_SETTINGS_JSON = the exact Settings the caller built (relative paths made absolute, secrets included),
+  so the server answers from the same library, index and database as the command that started it.
+
+Sign-in: `settings.ui.users` is 'id:scrypt-hash:role' entries separated by commas (role 'learner' or 'lnd',
+default 'learner'); an empty value enables a single demo user 'demo' / 'demo'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from assistant.errors import ConfigError
+from assistant.learners import hash_password, verify_password
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+APP_PATH = Path(__file__).resolve().with_name("app.py")
+SETTINGS_ENV = "CP_UI_SETTINGS_JSON"
+SECRET_FILE = Path(".coursepilot/auth_secret")
+ROLES = ("learner", "lnd")
+DEMO_ID = "demo"
+DEMO_PASSWORD = "demo"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+
+
+# -- users ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UserEntry:
+    """One account allowed to sign in; `id` is the learner id everywhere in CoursePilot."""
+
+    id: str
+    password_hash: str = field(repr=False)
+    role: str = "learner"
+
+
+def parse_users(spec: str) -> dict[str, UserEntry]:
+    """Parse 'id:scrypt-hash:role,...'. Empty: the demo user. Raises ConfigError naming the bad entry."""
+    if not spec.strip():
+        return {DEMO_ID: UserEntry(DEMO_ID, _demo_hash(), "learner")}
+    users: dict[str, UserEntry] = {}
+    for number, raw in enumerate(spec.split(","), start=1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise ConfigError(
+                f"COURSEPILOT_UI_USERS entry {number} is not 'id:scrypt-hash:role'.",
+                "make a hash with `coursepilot hash-password` and write id:hash:learner.",
+            )
+        user_id, password_hash = parts[0].strip(), parts[1].strip()
+        role = parts[2].strip().lower() if len(parts) == 3 and parts[2].strip() else "learner"
+        if not _ID_RE.match(user_id):
+            raise ConfigError(
+                f"COURSEPILOT_UI_USERS entry {number}: '{user_id}' is not a valid user id.",
+                "use letters, digits and . _ @ + - (up to 128 characters).",
+            )
+        if not password_hash.startswith("scrypt$") or password_hash.count("$") != 2:
+            raise ConfigError(
+                f"COURSEPILOT_UI_USERS entry {number} ('{user_id}'): the password is not an scrypt hash.",
+                "store hashes, never passwords: make one with `coursepilot hash-password`.",
+            )
+        if role not in ROLES:
+            raise ConfigError(
+                f"COURSEPILOT_UI_USERS entry {number} ('{user_id}'): unknown role '{role}'.",
+                f"use one of: {', '.join(ROLES)}.",
+            )
+        if user_id in users:
+            raise ConfigError(f"COURSEPILOT_UI_USERS lists '{user_id}' twice.", "keep one entry per user.")
+        users[user_id] = UserEntry(user_id, password_hash, role)
+    if not users:
+        raise ConfigError(
+            "COURSEPILOT_UI_USERS has no users.", "leave it empty for the demo user, or add id:hash:role."
+        )
+    return users
+
+
+@cache
+def _demo_hash() -> str:
+    return hash_password(DEMO_PASSWORD)
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_hex(8))
+
+
+def authenticate(users: dict[str, UserEntry], username: str, password: str) -> UserEntry | None:
+    """The matching user, or None. Unknown names cost one scrypt too, so timing does not reveal who exists."""
+    user = users.get((username or "").strip())
+    if user is None:
+        verify_password(password or "", _dummy_hash())
+        return None
+    return user if verify_password(password or "", user.password_hash) else None
+
+
+# -- settings for the server process -----------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value.expanduser().resolve())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def absolute_database_url(url: str) -> str:
+    """A SQLite URL with a relative file path made absolute (the server runs in another folder)."""
+    if not url.startswith("sqlite"):
+        return url
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+
+
+def settings_to_json(settings: Settings) -> str:
+    """The settings, secrets revealed and paths absolute, for the server's environment only."""
+    data = {name: _plain(dict(getattr(settings, name))) for name in type(settings).model_fields}
+    data["database"]["url"] = absolute_database_url(settings.database.url)
+    return json.dumps(data)
+
+
+def settings_from_env() -> Settings:
+    """What the server process uses: the launcher's settings, else the usual env / .env."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw:
+        return Settings(_env_file=None, **json.loads(raw))  # type: ignore[call-arg]
+    return Settings()
+
+
+def auth_secret(settings: Settings, secret_file: Path = SECRET_FILE) -> str:
+    """The session-signing secret: configured, else generated once and kept (mode 600) in `secret_file`."""
+    if settings.ui.auth_secret is not None and settings.ui.auth_secret.get_secret_value():
+        return settings.ui.auth_secret.get_secret_value()
+    if secret_file.is_file():
+        stored = secret_file.read_text().strip()
+        if stored:
+            return stored
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def app_root() -> Path:
+    """The folder with chainlit.md and .chainlit/config.toml (the project folder in a checkout)."""
+    if (PROJECT_ROOT / ".chainlit" / "config.toml").is_file():
+        return PROJECT_ROOT
+    return Path.cwd()
+
+
+@dataclass
+class UIProcess:
+    """How to start the chat server: command line, environment and working folder."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+def ui_process(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    headless: bool = True,
+    secret_file: Path = SECRET_FILE,
+) -> UIProcess:
+    """The command, environment and folder `run_ui` uses (tests start it themselves with Popen)."""
+    parse_users(settings.ui.users)  # fail here, with the fix, rather than at the first sign-in
+    root = app_root()
+    argv = [
+        sys.executable,
+        "-m",
+        "chainlit",
+        "run",
+        str(APP_PATH),
+        "--host",
+        host or settings.ui.host,
+        "--port",
+        str(port or settings.ui.port),
+    ]
+    if headless:
+        argv.append("--headless")
+    env = dict(os.environ)
+    env.update(
+        {
+            "CHAINLIT_AUTH_SECRET": auth_secret(settings, secret_file),
+            "CHAINLIT_APP_ROOT": str(root),
+            SETTINGS_ENV: settings_to_json(settings),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
+        }
+    )
+    return UIProcess(argv=argv, env=env, cwd=root)
+
+
+def run_ui(settings: Settings, host: str | None = None, port: int | None = None, headless: bool = True) -> int:
+    """Run the chat server until it stops (Ctrl+C); returns its exit code."""
+    spec = ui_process(settings, host, port, headless)
+    if not settings.ui.users.strip():
+        log.warning("COURSEPILOT_UI_USERS is empty: the demo user 'demo' / 'demo' can sign in.")
+    proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+__all__ = [
+    "UIProcess",
+    "UserEntry",
+    "app_root",
+    "auth_secret",
+    "authenticate",
+    "parse_users",
+    "run_ui",
+    "settings_from_env",
+    "settings_to_json",
+    "ui_process",
+]

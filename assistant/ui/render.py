@@ -1,0 +1,370 @@
+"""Pure rendering for the chat UI: answers, course finds, learning paths and progress as markdown + element specs.
+
+Nothing here imports Chainlit, so every function is unit-testable. `app.py` turns SourceSpec into cl.Text /
+cl.Pdf elements and ActionSpec into cl.Action buttons.
+
+Citations: each citation becomes a side-panel Text element named "[n] Course › Module › Section (p. N)". The
+Sources list repeats that exact name, which Chainlit turns into a link that opens the passage. PDF citations
+also get a Pdf element (named "file.pdf, p. N") opening the module at the cited page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from assistant.answer import NO_ANSWER_TEXT
+from assistant.errors import CoursePilotError
+from assistant.types import Answer, ChatTurn, Citation, CourseSuggestion, Location, Playlist
+
+if TYPE_CHECKING:  # heavy imports (index, models) stay out of this module
+    from assistant.chat import ProgressView
+    from assistant.pilot import FindResult
+
+STEP_DONE_ACTION = "cp_step_done"
+SAVE_PATH_ACTION = "cp_save_path"
+HISTORY_TURNS = 20
+
+GENERIC_ERROR = (
+    "Sorry, something went wrong on my side and I couldn't finish that. Please try again in a moment; "
+    "if it keeps happening, let your L&D team know."
+)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """An element to attach to a message: a cited passage (text) or the cited PDF page (pdf)."""
+
+    kind: Literal["text", "pdf"]
+    name: str
+    content: str = ""
+    path: Path | None = None
+    page: int | None = None
+    course_id: str = ""
+    module: str = ""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A button under a message."""
+
+    name: str
+    label: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    tooltip: str = ""
+    icon: str | None = None
+
+
+@dataclass
+class Rendered:
+    """Markdown for the message body and the elements it refers to."""
+
+    markdown: str
+    sources: list[SourceSpec] = field(default_factory=list)
+
+
+# -- answers ----------------------------------------------------------------------------------------------
+def source_name(citation: Citation) -> str:
+    """The element name shown in the Sources list and as the side panel's title."""
+    return f"[{citation.key}] {citation.label}"
+
+
+def pdf_name(location: Location) -> str:
+    return f"{Path(location.module).name}, p. {location.page}"
+
+
+def short_label(location: Location) -> str:
+    """'Module › Section (p. N)' without the course title."""
+    parts = [location.module_title]
+    if location.section:
+        parts.append(location.section[-1])
+    text = " › ".join(parts)
+    return f"{text} (p. {location.page})" if location.page else text
+
+
+def passage_markdown(citation: Citation) -> str:
+    """The side panel content: the cited passage and exactly where it lives."""
+    loc = citation.location
+    quote = "\n".join(f"> {line}" if line.strip() else ">" for line in citation.snippet.strip().splitlines())
+    rows = [
+        f"- **Course:** {loc.course_title}",
+        f"- **Module:** {loc.module_title} ({Path(loc.module).name})",
+    ]
+    if loc.section:
+        rows.append(f"- **Section:** {' › '.join(loc.section)}")
+    if loc.page:
+        rows.append(f"- **Page:** {loc.page}")
+    return f"{quote}\n\n" + "\n".join(rows)
+
+
+def pdf_path(location: Location, library_dir: Path | None, folders: Mapping[str, str]) -> Path | None:
+    """The module's PDF inside its course folder, or None (not a PDF, missing, or outside the folder)."""
+    if library_dir is None or not location.module.lower().endswith(".pdf"):
+        return None
+    course_dir = (Path(library_dir) / folders.get(location.course_id, location.course_id)).resolve()
+    candidate = (course_dir / location.module).resolve()
+    if not candidate.is_relative_to(course_dir) or not candidate.is_file():
+        return None
+    return candidate
+
+
+_READ_NEXT = re.compile(r"\n*^Read next:.*$", re.MULTILINE)
+
+
+def render_answer(
+    answer: Answer, library_dir: Path | None = None, folders: Mapping[str, str] | None = None
+) -> Rendered:
+    """The final answer: text with [n] markers, Read next, and the numbered sources."""
+    if answer.refused:
+        return Rendered(render_refusal(answer))
+    folders = folders or {}
+    parts: list[str] = []
+    if answer.fallback_reason:
+        parts.append(f"> ⚠ {answer.fallback_reason}")
+    parts.append(_READ_NEXT.sub("", answer.text).strip())
+    if answer.read_next is not None:
+        parts.append(f"**Read next:** {answer.read_next.label()}")
+    sources: list[SourceSpec] = []
+    lines: list[str] = []
+    pdf_names: set[str] = set()
+    for citation in answer.citations:
+        name = source_name(citation)
+        sources.append(
+            SourceSpec(
+                kind="text",
+                name=name,
+                content=passage_markdown(citation),
+                course_id=citation.location.course_id,
+                module=citation.location.module,
+            )
+        )
+        line = f"- {name}"
+        path = pdf_path(citation.location, library_dir, folders)
+        if path is not None and citation.location.page:
+            pname = pdf_name(citation.location)
+            if pname not in pdf_names:
+                pdf_names.add(pname)
+                sources.append(
+                    SourceSpec(
+                        kind="pdf",
+                        name=pname,
+                        path=path,
+                        page=citation.location.page,
+                        course_id=citation.location.course_id,
+                        module=citation.location.module,
+                    )
+                )
+            line += f" · PDF: {pname}"
+        lines.append(line)
+    if lines:
+        parts.append("**Sources**\n" + "\n".join(lines))
+    return Rendered("\n\n".join(p for p in parts if p), sources)
+
+
+def _suggestion_line(suggestion: CourseSuggestion) -> str:
+    where = f" — {short_label(suggestion.sections[0])}" if suggestion.sections else ""
+    return f"- **{suggestion.title}** ({suggestion.level}){where}"
+
+
+def render_refusal(answer: Answer) -> str:
+    """A plain 'not in the library' plus the closest courses."""
+    if not answer.suggestions:
+        return answer.text
+    lines = [NO_ANSWER_TEXT, "", "**Closest material in the library:**"]
+    lines += [_suggestion_line(s) for s in answer.suggestions[:3]]
+    return "\n".join(lines)
+
+
+# -- finding courses --------------------------------------------------------------------------------------
+def render_find(result: FindResult) -> str:
+    """FindResult: the courses that teach a skill and where."""
+    if not result.courses:
+        return (
+            "I couldn't find a course in the library that teaches this yet. "
+            "Try other words for the skill, or ask your L&D team to add material on it."
+        )
+    lines = ["**Courses that teach this:**", ""]
+    for number, course in enumerate(result.courses, start=1):
+        lines.append(f"{number}. **{course.title}** · {course.level}")
+        seen: list[str] = []
+        for loc in course.sections:
+            label = short_label(loc)
+            if label not in seen:
+                seen.append(label)
+        if seen:
+            lines.append(f"   Taught in: {'; '.join(seen[:3])}")
+    lines += ["", "_Ask me a question about any of these, or ask for a learning path._"]
+    return "\n".join(lines)
+
+
+# -- learning paths ---------------------------------------------------------------------------------------
+def playlist_counts(playlist: Playlist) -> tuple[int, int]:
+    done = sum(1 for item in playlist.items if item.status == "done")
+    return done, len(playlist.items)
+
+
+def progress_line(playlist: Playlist) -> str:
+    done, total = playlist_counts(playlist)
+    return f"{done} of {total} done"
+
+
+def render_playlist(playlist: Playlist, saved: bool = False) -> str:
+    """An ordered checklist with minutes, reason and source per step, and an 'x of y done' line."""
+    if not playlist.covered or not playlist.items:
+        text = playlist.message or "I couldn't build a learning path for this from the library."
+        if playlist.suggestions:
+            text += "\n\n**Closest material in the library:**\n" + "\n".join(
+                _suggestion_line(s) for s in playlist.suggestions[:3]
+            )
+        return text
+    goal = playlist.goal.strip().rstrip("?.!")
+    done, total = playlist_counts(playlist)
+    budget = f" (budget {playlist.budget_minutes} min)" if playlist.budget_minutes else ""
+    lines = [f"**Learning path:** {goal}", ""]
+    lines.append(f"**{done} of {total} done** · {total} steps · {playlist.total_minutes} min{budget}")
+    if playlist.intro:
+        lines += ["", playlist.intro.strip()]
+    lines.append("")
+    for number, item in enumerate(playlist.items, start=1):
+        box = "[x]" if item.status == "done" else "[ ]"
+        title = f"~~{item.title}~~" if item.status == "done" else f"**{item.title}**"
+        rows = [f"{number}. {box} {title} · {item.minutes} min"]
+        why = item.why.strip()
+        if item.is_prerequisite and "prerequisite" not in why.lower():
+            why = f"Prerequisite. {why}".strip()
+        if why:
+            rows.append(f"   {why}")
+        if item.evidence is not None:
+            rows.append(f"   Source: {item.evidence.label}")
+        lines.append("  \n".join(rows))  # two spaces: a line break inside the list item
+    if playlist.left_out:
+        minutes = sum(i.minutes for i in playlist.left_out)
+        names = ", ".join(i.title for i in playlist.left_out)
+        lines += ["", f"_Left out to fit your time ({minutes} min):_ {names}"]
+    if playlist.skipped_done:
+        lines += ["", f"_Skipped {len(playlist.skipped_done)} item(s) you have already completed._"]
+    lines += [
+        "",
+        "Saved to your paths ✓ — ask “show my progress” any time."
+        if saved
+        else "Mark steps done as you go, and save the path to find it again later.",
+    ]
+    return "\n".join(lines)
+
+
+def playlist_actions(playlist: Playlist, saved: bool = False) -> list[ActionSpec]:
+    """'Mark step N done' for each step still to do, and 'Save this path' until it is saved."""
+    if not playlist.covered or not playlist.items:
+        return []
+    actions = [
+        ActionSpec(
+            name=STEP_DONE_ACTION,
+            label=f"Mark step {number} done",
+            payload={"step": number, "item_id": item.item_id},
+            tooltip=f"{item.title} ({item.minutes} min)",
+            icon="circle-check",
+        )
+        for number, item in enumerate(playlist.items, start=1)
+        if item.status != "done"
+    ]
+    if not saved:
+        actions.append(
+            ActionSpec(
+                name=SAVE_PATH_ACTION,
+                label="Save this path",
+                payload={},
+                tooltip="Keep this path with your progress",
+                icon="bookmark",
+            )
+        )
+    return actions
+
+
+def mark_done(playlist: Playlist, item_id: str) -> bool:
+    """Mark every step with this id done; False if the path has no such step."""
+    found = False
+    for item in playlist.items:
+        if item.item_id == item_id:
+            item.status = "done"
+            found = True
+    return found
+
+
+def apply_progress(playlist: Playlist, completed: set[str]) -> Playlist:
+    """Statuses from the learner's current progress."""
+    for item in playlist.items:
+        item.status = "done" if item.item_id in completed else "todo"
+    return playlist
+
+
+# -- progress ---------------------------------------------------------------------------------------------
+def render_progress(view: ProgressView) -> str:
+    """ProgressView: completed count and each saved path with 'x of y done'."""
+    lines = ["**Your progress**", ""]
+    count = len(view.completed)
+    lines.append(
+        f"You have completed {count} item{'s' if count != 1 else ''}."
+        if count
+        else "You haven't completed any items yet."
+    )
+    if not view.playlists:
+        lines += [
+            "",
+            "You haven't saved a learning path yet. Ask for one, e.g. “Build me a 3-hour path to become a "
+            "better coach”, then press **Save this path**.",
+        ]
+        return "\n".join(lines)
+    lines += ["", "**Saved learning paths**", ""]
+    for number, saved in enumerate(view.playlists, start=1):
+        path = saved.playlist
+        goal = saved.goal.strip().rstrip("?.!")
+        next_item = next((i for i in path.items if i.status != "done"), None)
+        nxt = f" · next: {next_item.title}" if next_item else " · complete"
+        lines.append(f"{number}. **{goal}** — {progress_line(path)}{nxt} · saved {saved.created_at:%d %b %Y}")
+    return "\n".join(lines)
+
+
+# -- messages and errors ----------------------------------------------------------------------------------
+def render_error(exc: BaseException) -> str:
+    """A short message for the learner; never a stack trace."""
+    if isinstance(exc, CoursePilotError):
+        text = f"Sorry, I couldn't do that: {exc.message}"
+        if exc.fix:
+            text += f" Try this: {exc.fix}"
+        return text
+    return GENERIC_ERROR
+
+
+def too_long(length: int, limit: int) -> str:
+    return (
+        f"That message is {length:,} characters long and I can take up to {limit:,}. "
+        "Please shorten it to the question itself and ask again."
+    )
+
+
+EMPTY_MESSAGE = (
+    "Type a question about the course library, ask which course teaches a skill, or ask for a learning path."
+)
+
+
+# -- history ----------------------------------------------------------------------------------------------
+def history_turns(steps: Sequence[Mapping[str, Any]], limit: int = HISTORY_TURNS) -> list[ChatTurn]:
+    """Conversation turns from a resumed thread's steps (an answer's plain text when its metadata has it)."""
+    turns: list[ChatTurn] = []
+    for step in steps:
+        kind = step.get("type")
+        if kind not in ("user_message", "assistant_message"):
+            continue
+        text = str(step.get("output") or "")
+        meta = step.get("metadata")
+        if isinstance(meta, Mapping):
+            cp = meta.get("cp")
+            if isinstance(cp, Mapping) and isinstance(cp.get("history"), str):
+                text = cp["history"]
+        if not text.strip():
+            continue
+        turns.append(ChatTurn(role="user" if kind == "user_message" else "assistant", content=text))
+    return turns[-limit:]

@@ -1,0 +1,240 @@
+"""The real Chainlit server in headless Chromium: sign in, cited streamed answer, source panel, learning path,
+feedback, resume from history, and one learner not seeing another's thread. Screenshots: test-artifacts/ui-*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ARTIFACTS, free_port
+from pydantic import SecretStr
+
+from assistant.learners import LearnerStore, hash_password
+from assistant.settings import DatabaseSettings, Settings, UISettings
+from assistant.ui.launch import ui_process
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+RUN = secrets.token_hex(3)  # fresh learner ids per run, so a reused PostgreSQL database starts clean for them
+ALICE, BOB = f"alice-{RUN}", f"bob-{RUN}"
+PASSWORDS = {ALICE: secrets.token_urlsafe(12), BOB: secrets.token_urlsafe(12)}
+POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL")  # optional: run the journey on PostgreSQL
+QUESTION = "What is the SBI model?"
+GOAL = "Build me a 3-hour path to become a better coach"
+SLOW = 240_000  # ms: the server may still be loading the embedding model on a busy machine
+
+
+@pytest.fixture(scope="module")
+def ui(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The chat server on a free port, over the ingested sample library, with two learners."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    tmp = tmp_path_factory.mktemp("ui")
+    for old in ARTIFACTS.glob("ui-*.png"):  # no stale screenshots from an earlier run
+        old.unlink()
+    users = ",".join(f"{name}:{hash_password(pw)}:learner" for name, pw in PASSWORDS.items())
+    settings = sample_settings.model_copy(
+        update={
+            "database": DatabaseSettings(url=POSTGRES_URL or f"sqlite:///{tmp / 'ui.db'}"),
+            "ui": UISettings(users=users, auth_secret=SecretStr(secrets.token_urlsafe(32))),
+        }
+    )
+    port = free_port()
+    spec = ui_process(settings, "127.0.0.1", port, headless=True)
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"the chat server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, settings
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        server_log = log_path.read_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "ui-server.log").write_text(server_log)
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"))
+
+
+def wait_for(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def ask(page: Any, text: str) -> None:
+    box = page.locator("#chat-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_learner_journey_in_the_browser(ui: tuple[str, Settings]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, settings = ui
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            frames: list[str] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
+
+            # 1. sign in
+            page.goto(f"{base}/login")
+            page.fill("#email", ALICE)
+            page.fill("#password", "wrong")
+            page.click("button[type=submit]")
+            expect(page.get_by_role("alert")).to_contain_text("Unable to sign in", timeout=30_000)
+            page.fill("#password", PASSWORDS[ALICE])
+            page.click("button[type=submit]")
+            expect(page.locator("#chat-input")).to_be_visible(timeout=30_000)
+            expect(page.locator("#starters")).to_contain_text("Get a learning path")
+            expect(page.locator("#starter-get-a-learning-path")).to_be_enabled(timeout=30_000)  # socket connected
+            shot(page, "1-signed-in")
+            store = LearnerStore(settings.database.url)  # after the server created the tables
+
+            # 2. a streamed answer with numbered, located sources
+            ask(page, QUESTION)
+            source = page.locator("a.element-link", has_text=re.compile(r"^\[1\] \S.* › \S"))
+            expect(source).to_be_visible(timeout=SLOW)
+            label = source.inner_text()  # "[1] Course › Module › Section (p. N)"
+            course_title = label.removeprefix("[1] ").split(" › ")[0]
+            streamed = [f for f in frames if '"stream_token"' in f or '"stream_start"' in f]
+            assert len(streamed) >= 3, "the answer was not streamed token by token"
+            answer = page.locator(".step").filter(has=source)
+            expect(answer).to_contain_text("SBI")
+            expect(answer).to_contain_text("[1]")
+            expect(answer).to_contain_text("Read next:")
+            expect(page.locator("#side-view-content")).to_have_count(0)  # sources open on click only
+            shot(page, "2-answer")
+
+            # 3. open a source: the passage with course › module › page, then the PDF at the cited page
+            source.click()
+            panel = page.locator("#side-view-content")
+            expect(panel).to_contain_text(f"Course: {course_title}", timeout=15_000)
+            expect(panel).to_contain_text("Module: ")
+            assert len(panel.locator("blockquote").inner_text().strip()) > 40  # the cited passage itself
+            expect(page.locator("#side-view-title")).to_have_text(label)
+            page.wait_for_timeout(800)  # the panel slides in
+            shot(page, "3-source")
+            pdf_link = answer.locator("a.element-link", has_text=re.compile(r"\.pdf, p\. \d+$"))
+            if pdf_link.count():  # a PDF citation also opens the module at the cited page
+                pdf_link.first.click()
+                expect(panel.locator("canvas").first).to_be_visible(timeout=30_000)
+                shot(page, "3-source-pdf")
+            page.locator("#side-view-title button").click()
+
+            # 4. a learning path; mark a step done
+            ask(page, GOAL)
+            mark = page.get_by_role("button", name="Mark step 1 done")
+            expect(mark).to_be_visible(timeout=SLOW)
+            path_message = page.locator(".step").filter(has_text="Learning path:").last
+            path_text = path_message.inner_text()
+            total = int(re.search(r"0 of (\d+) done", path_text).group(1))  # type: ignore[union-attr]
+            assert total >= 2
+            path_message.evaluate("el => el.scrollIntoView({block: 'start'})")
+            shot(page, "4-path")
+            mark.click()
+            expect(page.get_by_text(f"1 of {total} done")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Mark step 1 done")).to_have_count(0)
+            page.get_by_role("button", name="Save this path").click()
+            expect(page.get_by_text("Saved to your paths")).to_be_visible(timeout=30_000)
+            assert len(store.completed(ALICE)) == 1
+            assert [p.goal for p in store.playlists(ALICE)] == [GOAL]
+            path_message.evaluate("el => el.scrollIntoView({block: 'start'})")
+            shot(page, "4-path-done")
+
+            # 5. thumbs down on the answer lands in the learner store's question log
+            answer.locator(".negative-feedback-off").click()
+            page.locator("textarea").last.fill("Too short for me")
+            page.locator("#submit-feedback").click()
+            logged = wait_for(
+                lambda: [q for q in store.questions(learner_id=ALICE) if q.feedback is not None],
+                what="feedback in the question log",
+            )
+            assert [(q.question, q.feedback, q.feedback_comment) for q in logged] == [
+                (QUESTION, -1, "Too short for me")
+            ]
+            assert logged[0].message_id
+            shot(page, "5-feedback")
+
+            # 6. reload: the thread is in the history and resumes with its sources and progress
+            thread_id = wait_for(lambda: re.search(r"/thread/([0-9a-f-]{36})", page.url), what="thread url").group(1)
+            page.goto(base)
+            history = page.locator(f"#thread-{thread_id}")
+            expect(history).to_contain_text(QUESTION, timeout=30_000)
+            history.click()
+            expect(page.get_by_text(f"1 of {total} done")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Mark step 2 done")).to_be_visible(timeout=30_000)
+            shot(page, "6-resumed")
+            page.locator("a.element-link", has_text=label).first.click()
+            expect(page.locator("#side-view-content")).to_contain_text(f"Course: {course_title}", timeout=15_000)
+            page.locator("#side-view-title button").click()
+            ask(page, "show my progress")
+            progress = page.locator(".step").filter(has_text="Your progress").last
+            expect(progress).to_contain_text(f"1 of {total} done", timeout=SLOW)
+            shot(page, "6-progress")
+            limit = settings.limits.max_question_chars
+            ask(page, "why " * (limit // 4 + 1))
+            expect(page.get_by_text(f"and I can take up to {limit:,}")).to_be_visible(timeout=30_000)
+
+            # isolation: alice reads her thread over HTTP, bob (signed in) cannot, nobody else either
+            assert page.request.get(f"{base}/project/thread/{thread_id}").status == 200
+            bob = pw.request.new_context(base_url=base)
+            assert bob.get(f"/project/thread/{thread_id}").status == 401
+            assert bob.get("/coursepilot/source/giving-feedback/02-the-sbi-model.pdf").status == 401
+            login = bob.post("/login", form={"username": BOB, "password": PASSWORDS[BOB]})
+            assert login.status == 200
+            assert bob.get(f"/project/thread/{thread_id}").status in (401, 403, 404)
+            threads = bob.post("/project/threads", data={"pagination": {"first": 20}, "filter": {}}).json()
+            assert thread_id not in {t["id"] for t in threads["data"]}
+            pdf = bob.get("/coursepilot/source/giving-feedback/02-the-sbi-model.pdf")
+            assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
+            assert bob.get("/coursepilot/source/giving-feedback/..%2Fexcel-basics%2Fcourse.yaml").status == 404
+            assert (
+                bob.post(
+                    "/project/file?session_id=x",
+                    multipart={"file": {"name": "a.txt", "mimeType": "text/plain", "buffer": b"hi"}},
+                ).status
+                == 403
+            )
+            bob.dispose()
+            assert store.completed(BOB) == set() and store.playlists(BOB) == []
+        finally:
+            browser.close()
