@@ -516,6 +516,89 @@ def eval_run(
     raise typer.Exit(EXIT_PARTIAL if failures else EXIT_OK)
 
 
+def _progress_bar(label: str, as_json: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    )
+
+
+@eval_app.command("beir")
+def eval_beir(
+    dataset_dir: Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option("--split", help="qrels split to score.")] = "test",
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where its index is kept and reused.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the default retriever on a public BEIR benchmark (nDCG@10, recall@100)."""
+    from evals.beir import run_beir
+
+    settings = settings_from_env()
+    if not (dataset_dir / "corpus.jsonl").exists():
+        fail(CoursePilotError(f"{dataset_dir} has no corpus.jsonl.", "pass a BEIR dataset folder."), as_json)
+    try:
+        with _progress_bar("BEIR", as_json) as progress:
+            task = progress.add_task("beir", total=None)
+            result = run_beir(
+                dataset_dir,
+                settings,
+                split=split,
+                work_dir=work_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    out.print(
+        f"{result.dataset} ({result.split}, {result.queries} queries, {result.documents} documents): "
+        f"nDCG@10 = {result.ndcg_at_10:.4f}, recall@100 = {result.recall_at_100:.4f}, MRR@10 = {result.mrr_at_10:.4f}"
+    )
+    out.print(
+        f"fusion: {result.fusion.model_dump()}; query latency p50 {result.latency_ms_p50:.1f} ms, "
+        f"p95 {result.latency_ms_p95:.1f} ms; index {'reused' if result.index_reused else 'built'} "
+        f"in {result.seconds_index:.0f} s"
+    )
+
+
+@eval_app.command("calibrate")
+def eval_calibrate(
+    dataset_dir: Annotated[Path, typer.Argument(help="A BEIR dataset folder with train and test qrels.")],
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where its index is kept and reused.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Choose the refusal thresholds on the train split (exclusion trick) and report them on test."""
+    from evals.calibrate import calibrate_refusal
+
+    settings = settings_from_env()
+    try:
+        with _progress_bar("Calibrating", as_json) as progress:
+            task = progress.add_task("calibrate", total=None)
+            result = calibrate_refusal(
+                dataset_dir,
+                settings,
+                work_dir=work_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    out.print(
+        f"refusal_min_dense = {result.refusal_min_dense:.3f}, refusal_min_coverage = {result.refusal_min_coverage:.3f} "
+        f"(chosen on {result.tune_split}, objective {result.objective})"
+    )
+    out.print(f"on {result.eval_split}: {result.test.model_dump()}")
+
+
 def main() -> None:
     """Console-script entry point: friendly errors, never a stack trace."""
     logging.basicConfig(level=os.environ.get("COURSEPILOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)

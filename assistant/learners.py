@@ -6,6 +6,7 @@ MIGRATIONS, applied once in order and recorded in `schema_version`. Never edit a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -190,11 +191,9 @@ class LearnerStore:
         except IntegrityError:
             # Another process (a second UI worker, the CLI) created the tables at the same moment.
             Base.metadata.create_all(self.engine)
-        try:
+        # Same race on the version rows: the other process recorded them; nothing is left to do.
+        with contextlib.suppress(IntegrityError):
             self._apply_migrations()
-        except IntegrityError:
-            # Same race on the version rows: the other process recorded them; nothing left to do.
-            pass
 
     def _apply_migrations(self) -> None:
         with Session(self.engine) as session, session.begin():

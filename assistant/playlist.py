@@ -252,8 +252,21 @@ def _fit_budget(
     def total() -> int:
         return sum(c.item.minutes for c in kept)
 
+    def required_by_others() -> set[str]:
+        """Courses some other kept course needs (transitively): dropping one would break an order."""
+        kept_courses = {c.item.course_id for c in kept}
+        required: set[str] = set()
+        stack = [p for cid in kept_courses for p in courses[cid].prerequisites]
+        while stack:
+            pre = stack.pop()
+            if pre in courses and pre not in required:
+                required.add(pre)
+                stack.extend(courses[pre].prerequisites)
+        return required
+
     while total() > budget:
-        optional = [c for c in kept if not c.item.is_prerequisite]
+        required = required_by_others()
+        optional = [c for c in kept if not c.item.is_prerequisite and c.item.course_id not in required]
         # Least relevant first; among equals, the later step in its course goes first.
         victim = min(optional, key=lambda c: (c.item.relevance, -c.position)) if optional else kept[-1]
         kept.remove(victim)

@@ -229,7 +229,8 @@ class LocalEmbedder:
 
         target.parent.mkdir(parents=True, exist_ok=True)
         st = SentenceTransformer(str(model_path), device="cpu")
-        encoder = st[0].auto_model.eval()
+        encoder: Any = st[0].auto_model
+        encoder.eval()
 
         class _LastHidden(torch.nn.Module):
             def __init__(self, inner: Any) -> None:
@@ -354,7 +355,9 @@ class LocalEmbedder:
             mask[row, :n] = enc.attention_mask
             types[row, :n] = enc.type_ids
         wanted = {i.name for i in session.get_inputs()}
-        feed = {k: v for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types)) if k in wanted}
+        feed = {
+            k: v for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types)) if k in wanted
+        }
         hidden = session.run(None, feed)[0]
         if self._pooling == "cls":
             pooled = hidden[:, 0, :]

@@ -121,10 +121,11 @@ class Retriever:
         kept_tokens: list[set[str]] = []
         for cid, score in fused:
             chunk = chunks[cid]
-            tokens = set(tokenize(chunk.text))
-            if any(jaccard(tokens, other) >= cfg.dedup_similarity for other in kept_tokens):
-                continue
-            kept_tokens.append(tokens)
+            if cfg.dedup_similarity < 1.0:
+                tokens = set(tokenize(chunk.text))
+                if any(jaccard(tokens, other) >= cfg.dedup_similarity for other in kept_tokens):
+                    continue
+                kept_tokens.append(tokens)
             evidence.append(
                 Evidence(
                     key=f"S{len(evidence) + 1}",

@@ -84,18 +84,18 @@ class RetrievalSettings(BaseModel):
         description="Jaccard token overlap above which a passage counts as a near-duplicate.",
     )
     refusal_min_dense: float = Field(
-        default=0.0,
+        default=0.335,
         ge=-1,
         le=1,
-        description="Refuse when the best passage's cosine similarity is below this. Calibrated on SciFact train: "
-        "once coverage is checked a dense floor adds nothing there, so the default 0 leaves it off.",
+        description="Refuse when the best passage's cosine similarity is below this (calibrated on SciFact train: "
+        "most refusals of unanswerable questions with at most 10% of answerable ones refused).",
     )
     refusal_min_coverage: float = Field(
-        default=0.64,
+        default=0.4,
         ge=0,
         le=1,
         description="Refuse when less than this IDF-weighted share of the question's terms appears in the best of "
-        "the top 3 passages (calibrated on SciFact train).",
+        "the top 3 passages (calibrated on SciFact train with refusal_min_dense).",
     )
 
 

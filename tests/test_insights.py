@@ -139,7 +139,8 @@ def test_planted_gaps_come_out_as_separate_clusters(seeded: dict[str, Any]) -> N
         assert cluster.nearest.similarity < 0.5
 
     gaps = report.content_gaps
-    assert gaps.gap_questions == sum(c.count for c in gaps.clusters) >= 15 + 20
+    # Every planted question is a gap (checked above); off-library golden questions add to it.
+    assert gaps.gap_questions == sum(c.count for c in gaps.clusters) >= 15
     ranking = [(c.count, c.learners) for c in gaps.clusters]
     assert ranking == sorted(ranking, reverse=True)
     for cluster in gaps.clusters:
