@@ -418,6 +418,54 @@ def report(
         out.print(f"HTML report: {html}")
 
 
+@app.command()
+def bench(
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="Comma-separated synthetic library sizes in chunks.")
+    ] = "1000,10000,100000",
+    queries: Annotated[int, typer.Option("--queries", help="Questions timed per library and mode.")] = 200,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small smoke run: 300 chunks, 10 queries, no server/UI.")
+    ] = False,
+    no_server: Annotated[bool, typer.Option("--no-server", help="Skip the Chroma server mode.")] = False,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Skip the UI start-to-first-answer measure.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Scratch folder for the libraries.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure ingest, re-ingest, query latency, memory and start-up against a plain LangChain pipeline."""
+    from evals.bench import render_table, run_bench, write_plot
+
+    settings = settings_from_env()
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        fail(CoursePilotError(f"--sizes '{sizes}' is not a list of numbers.", "use e.g. --sizes 1000,10000."), as_json)
+    if quick:
+        size_list, queries, no_server, no_ui = [300], 10, True, True
+    try:
+        # The benchmark reports phases (not a count), so each phase is printed as it starts.
+        result = run_bench(
+            settings,
+            sizes=size_list,
+            work_dir=work_dir,
+            include_server=not no_server,
+            include_ui=not no_ui,
+            queries=queries,
+            progress=None if as_json else (lambda message: err.print(message, style="dim", markup=False)),
+        )
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+    if plot:
+        write_plot(result, plot)
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+    else:
+        out.print(render_table(result))
+        if plot:
+            out.print(f"Plot: {plot}")
+
+
 @app.command("hash-password")
 def hash_password_command(
     user: Annotated[str, typer.Argument(help="Sign-in id of the user.")],
