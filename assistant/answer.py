@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -185,14 +186,32 @@ def timed(timings: dict[str, float], name: str) -> Callable[[], None]:
 
 
 async def to_async_iter(items: Iterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-    """Drive a blocking event iterator from asyncio without blocking the loop."""
+    """Drive a blocking event iterator from asyncio: one worker thread per stream, events handed over a queue.
+
+    (Calling next() through the shared executor once per token made 50 concurrent streams queue behind each
+    other's tokens.)
+    """
     loop = asyncio.get_running_loop()
-    sentinel = object()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+    threading.Thread(target=pump, name="coursepilot-stream", daemon=True).start()
     while True:
-        item = await loop.run_in_executor(None, next, items, sentinel)
-        if item is sentinel:
+        kind, value = await queue.get()
+        if kind == "item":
+            yield value
+        elif kind == "error":
+            raise value
+        else:
             return
-        yield item  # type: ignore[misc]
 
 
 __all__ = ["CANNOT_ANSWER", "Answerer", "ModelCallError", "StreamEvent", "refusal_text", "to_async_iter"]

@@ -222,3 +222,20 @@ def test_empty_and_oversized_questions_get_clear_errors(small: Settings) -> None
         pilot.ask("   ")
     with pytest.raises(CoursePilotError, match="limit is 2000"):
         pilot.ask("x" * 2001)
+
+
+async def test_async_stream_keeps_order_and_reraises() -> None:
+    from assistant.answer import StreamEvent, to_async_iter
+
+    events = [StreamEvent(type="token", text=str(i)) for i in range(50)]
+    assert [e.text async for e in to_async_iter(iter(events))] == [str(i) for i in range(50)]
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield StreamEvent(type="token", text="a")
+        raise ValueError("stream failed")
+
+    seen = []
+    with pytest.raises(ValueError, match="stream failed"):
+        async for event in to_async_iter(broken()):
+            seen.append(event.text)
+    assert seen == ["a"]
