@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -271,6 +272,9 @@ async def on_message(message: cl.Message) -> None:
             return
         learner = learner_id()
         await ready()
+        if text.lower().startswith("/report"):
+            await send_insights_report(learner)
+            return
         intent, routed, _ = await asyncio.to_thread(router().choose, text)
         reply: str | None
         if intent == "question":
@@ -288,6 +292,37 @@ async def on_message(message: cl.Message) -> None:
         conv.remember(text, reply)
 
     await guarded("turn", work)
+
+
+def user_role() -> str:
+    user = cl.user_session.get("user")
+    metadata = getattr(user, "metadata", None) or {}
+    return str(metadata.get("role", "learner"))
+
+
+async def send_insights_report(learner: str) -> None:
+    """The L&D insights report, for users with the 'lnd' role only."""
+    if user_role() != "lnd":
+        await say("The insights report is for L&D staff. Ask your L&D team if you need it.")
+        return
+    from assistant.insights import build_report, write_html
+
+    data = await asyncio.to_thread(build_report, store(), pilot())
+    folder = Path(settings().index.dir).resolve().parent / "reports"
+    path = await asyncio.to_thread(write_html, data, folder / f"insights-{learner}.html")
+    gaps = data.content_gaps.clusters[:5]
+    lines = [
+        f"**Learning insights** · {data.totals.questions} questions, {data.totals.refused} refused, "
+        f"{data.totals.low_confidence} low confidence",
+        "",
+        "Top content gaps:",
+        *[f"{c.rank}. **{c.label}** · {c.count} question(s) · e.g. “{c.examples[0]}”" for c in gaps if c.examples],
+    ]
+    await cl.Message(
+        content="\n".join(lines),
+        elements=[cl.File(name="insights-report.html", path=str(path), display="inline")],
+        metadata={"cp": {"kind": "report"}},
+    ).send()
 
 
 async def answer_question(question: str, history: list[ChatTurn], learner: str) -> str | None:
