@@ -113,6 +113,9 @@ class IngestRun(BaseModel):
     system: Literal["coursepilot", "baseline"]
     vectors: Vectors
     embedder: str = Field(description="Backend that produced the vectors (torch, onnx, onnx-int8, or proxy).")
+    primary: bool = Field(
+        default=True, description="False for extra CoursePilot runs with another embedding backend (extra_backends)."
+    )
     files: int
     words: int
     pages: float
@@ -368,9 +371,10 @@ def build_pool(sample_library: Path, scifact_dir: Path | None = SCIFACT_DIR, sci
             headings.append(title)
             sources.append(_Source(title, sentences, [count_tokens(s) for s in sentences], f"sample:{path.name}#{i}"))
     if scifact_dir is not None and (scifact_dir / "corpus.jsonl").is_file() and scifact_docs > 0:
+        added = 0
         with open(scifact_dir / "corpus.jsonl", encoding="utf-8") as fh:
             for line in fh:
-                if len(sources) >= scifact_docs + len(headings):
+                if added >= scifact_docs:
                     break
                 row = json.loads(line)
                 sentences = [s for s in split_sentences(str(row.get("text") or "")) if len(s.split()) >= 4]
@@ -379,6 +383,7 @@ def build_pool(sample_library: Path, scifact_dir: Path | None = SCIFACT_DIR, sci
                     continue
                 headings.append(title)
                 sources.append(_Source(title, sentences, [count_tokens(s) for s in sentences], f"scifact:{row['_id']}"))
+                added += 1
     if not sources:
         raise ValueError(f"no text found to build synthetic libraries from ({sample_library}, {scifact_dir})")
     return TextPool(sources=sources, headings=headings)
@@ -1020,8 +1025,30 @@ def _cli_first_answer(settings: Settings, timeout: float = 300.0) -> StartupRun:
     return run
 
 
+def _loadable(settings: Settings) -> tuple[Settings, str]:
+    """Settings a child process can rebuild from env/JSON (a backend settings.py rejects falls back to onnx)."""
+    from pydantic import ValidationError
+
+    from assistant.settings import EmbeddingSettings
+
+    try:
+        EmbeddingSettings.model_validate(settings.embedding.model_dump())
+        return settings, ""
+    except ValidationError:
+        fallback = settings.embedding.model_copy(update={"backend": "onnx"})
+        note = f" [backend '{settings.embedding.backend}' is not accepted by settings.py yet: the child ran 'onnx']"
+        return settings.model_copy(update={"embedding": fallback}), note
+
+
 def first_answer(settings: Settings, work_dir: Path) -> StartupRun:
     """The UI path when `assistant.ui.launch.run_ui` exists, else the CLI cold start (labelled as such)."""
+    settings, note = _loadable(settings)
+    run = _first_answer(settings, work_dir)
+    run.label += note
+    return run
+
+
+def _first_answer(settings: Settings, work_dir: Path) -> StartupRun:
     try:
         from assistant.ui import launch
 
@@ -1067,18 +1094,22 @@ def run_bench(
     queries: int = 200,
     progress: Progress | None = None,
     *,
-    model_max_chunks: int = 1_000,
+    model_max_chunks: int = 0,
     baseline_max_chunks: int = 100_000,
     include_sample: bool = True,
     scifact_dir: Path | None = SCIFACT_DIR,
-    pool_docs: int = 1200,
+    pool_docs: int = 400,
     seed: int = 7,
+    extra_backends: Sequence[str] = (),
 ) -> BenchReport:
     """Measure ingest, re-ingest, query latency, memory and start-up for CoursePilot and the LangChain baseline.
 
-    `sizes` are synthetic library sizes in chunks. Libraries up to `model_max_chunks` are embedded by the real
-    model (both systems); larger ones use proxy vectors (see the module docstring). The baseline is skipped above
+    `sizes` are synthetic library sizes in chunks. Synthetic libraries up to `model_max_chunks` (default 0: none)
+    are embedded by the real model (both systems), larger ones get proxy vectors (see the module docstring); the
+    sample library is always embedded by the real model. The baseline is skipped above
     `baseline_max_chunks` (and the report says so). Nothing is estimated: a figure not measured is None.
+    `extra_backends` (e.g. ("torch",)) adds CoursePilot first-ingest rows on the sample library with those embedding
+    backends, to separate the pipeline's effect from the backend's.
     """
     from assistant.providers import get_embedder
 
@@ -1279,6 +1310,39 @@ def run_bench(
         sample_copy = work / "libs" / "sample"
         shutil.copytree(sample_src, sample_copy)
         files, words, pages = library_stats(sample_copy)
+        for backend in extra_backends:
+            if backend == info.backend:
+                continue
+            extra = base.model_copy(update={"embedding": embedding.model_copy(update={"backend": backend})})
+            extra_settings = _index_settings(extra, work / "index" / f"sample-{backend}", sample_copy)
+            phase = f"ingest sample coursepilot ({backend})"
+            with mem.phase(phase):
+                say(f"sample: CoursePilot first ingest with the {backend} backend (comparison)")
+                model = get_embedder(extra.embedding)
+                model.embed_query("warm up")
+                run = ingest_ours(extra_settings, sample_copy, model)
+            report.ingest.append(
+                IngestRun(
+                    library="sample",
+                    system="coursepilot",
+                    vectors="model",
+                    embedder=backend,
+                    primary=False,
+                    files=files,
+                    words=words,
+                    pages=pages,
+                    chunks=run.chunks,
+                    seconds=round(run.seconds, 3),
+                    embed_seconds=round(run.embed_seconds, 3),
+                    store_seconds=round(run.store_seconds, 3),
+                    chunks_per_s=_rate(run.chunks, run.seconds),
+                    pages_per_s=_rate(pages, run.seconds),
+                    pipeline_seconds_per_1k_chunks=round((run.seconds - run.embed_seconds) * 1000 / run.chunks, 3)
+                    if run.chunks
+                    else None,
+                    peak_rss_mb=mem.peak(phase),
+                )
+            )
         sample_settings = one_library("sample", sample_copy, None, files, words, pages, "model")
 
     if include_ui:
@@ -1378,7 +1442,7 @@ def _largest_model_pair(report: BenchReport) -> tuple[IngestRun, IngestRun] | No
     """The largest library both systems ingested with real model vectors."""
     pairs = []
     for ours in report.ingest:
-        if ours.system != "coursepilot" or ours.vectors != "model" or not ours.chunks:
+        if ours.system != "coursepilot" or not ours.primary or ours.vectors != "model" or not ours.chunks:
             continue
         other = next(
             (
@@ -1453,7 +1517,12 @@ def growth_table(report: BenchReport) -> list[GrowthRow]:
 
     def ingest_of(size: int, system: str) -> IngestRun | None:
         return next(
-            (r for r in report.ingest if r.library == f"synthetic-{size}" and r.system == system and r.chunks), None
+            (
+                r
+                for r in report.ingest
+                if r.library == f"synthetic-{size}" and r.system == system and r.primary and r.chunks
+            ),
+            None,
         )
 
     def reingest_of(size: int) -> ReingestRun | None:
@@ -1536,7 +1605,7 @@ def table_rows(report: BenchReport) -> list[tuple[str, ...]]:
     for ours in (r for r in report.ingest if r.system == "coursepilot"):
         found = next((r for r in report.ingest if r.library == ours.library and r.system == "baseline"), None)
         other = found if found is not None and found.skipped is None and found.chunks else None
-        tag = f"{ours.library} [{ours.vectors}]"
+        tag = f"{ours.library} [{ours.vectors}]" + ("" if ours.primary else f" [{ours.embedder}, comparison]")
         rows.append(
             (
                 "ingest",
@@ -1702,9 +1771,16 @@ def write_plot(report: BenchReport, path: Path) -> Path:
     left.legend(fontsize=8)
     left.grid(True, which="both", alpha=0.3)
 
-    libraries = [r.library for r in report.ingest if r.system == "coursepilot"]
+    libraries = [r.library for r in report.ingest if r.system == "coursepilot" and r.primary]
     ours = [
-        next((r.chunks_per_s or 0.0 for r in report.ingest if r.library == lib and r.system == "coursepilot"), 0.0)
+        next(
+            (
+                r.chunks_per_s or 0.0
+                for r in report.ingest
+                if r.library == lib and r.system == "coursepilot" and r.primary
+            ),
+            0.0,
+        )
         for lib in libraries
     ]
     theirs = [
@@ -1750,7 +1826,7 @@ def bench_command(
     quick: bool = False,
     work_dir: Path | None = None,
     queries: int | None = None,
-    model_max_chunks: int = 1_000,
+    model_max_chunks: int = 0,
     baseline_max_chunks: int = 100_000,
     include_server: bool | None = None,
     include_ui: bool | None = None,
@@ -1793,6 +1869,69 @@ def bench_command(
     return 0 if all(t.passed is not False for t in report.targets) else 1
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m evals.bench`: the same run as `coursepilot bench`, with every knob (settings from env/.env)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m evals.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="synthetic sizes in chunks")
+    parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--json", dest="json_path", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--no-ui", action="store_true")
+    parser.add_argument("--model-max-chunks", type=int, default=0)
+    parser.add_argument("--baseline-max-chunks", type=int, default=100_000)
+    parser.add_argument("--pool-docs", type=int, default=400)
+    parser.add_argument("--backend", default=None, help="embedding backend for CoursePilot: torch, onnx, onnx-int8")
+    parser.add_argument("--extra-backends", nargs="*", default=[], help="extra sample-library ingest rows")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    settings = Settings()
+    if args.backend:
+        # model_copy, not validation: 'onnx-int8' is accepted by LocalEmbedder before settings.py lists it.
+        settings = settings.model_copy(
+            update={"embedding": settings.embedding.model_copy(update={"backend": args.backend})}
+        )
+    chosen: dict[str, Any] = dict(QUICK) if args.quick else {}
+    if args.sizes:
+        chosen["sizes"] = tuple(args.sizes)
+    if args.queries is not None:
+        chosen["queries"] = args.queries
+    if args.no_server:
+        chosen["include_server"] = False
+    if args.no_ui:
+        chosen["include_ui"] = False
+    err = Console(stderr=True)
+    report = run_bench(
+        settings,
+        work_dir=args.work_dir,
+        progress=lambda msg: err.print(f"{datetime.now():%H:%M:%S} {msg}", markup=False, highlight=False),
+        model_max_chunks=args.model_max_chunks,
+        baseline_max_chunks=args.baseline_max_chunks,
+        pool_docs=args.pool_docs,
+        extra_backends=tuple(args.extra_backends),
+        **chosen,
+    )
+    if args.json_path is not None:
+        args.json_path.parent.mkdir(parents=True, exist_ok=True)
+        args.json_path.write_text(report.model_dump_json(indent=2))
+    if args.plot is not None:
+        write_plot(report, args.plot)
+    out = Console(width=200)
+    out.print(render_table(report))
+    if report.growth:
+        out.print(render_growth(report))
+    for note in report.notes:
+        out.print(f"Note: {note}", markup=False, highlight=False)
+    print(render_markdown(report))
+    return 0 if all(t.passed is not False for t in report.targets) else 1
+
+
 __all__ = [
     "BenchReport",
     "IngestRun",
@@ -1814,3 +1953,10 @@ __all__ = [
     "run_bench",
     "write_plot",
 ]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    sys.exit(main())

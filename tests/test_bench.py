@@ -1,0 +1,129 @@
+"""Smoke test of the performance benchmark: a tiny run fills every field and renders; no speed is asserted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import SAMPLE_LIBRARY, make_settings
+from rich.console import Console
+
+from evals.bench import (
+    BenchReport,
+    ProxyEmbedder,
+    build_pool,
+    generate_library,
+    render_growth,
+    render_markdown,
+    render_table,
+    run_bench,
+    write_plot,
+)
+from ingest.chunker import chunk_document
+from ingest.loaders import load_document
+from ingest.manifest import load_manifest
+
+COURSE = "giving-feedback"
+# Two text modules of one sample course (no course.yaml: the course is inferred), so the model-vector part is tiny.
+MODULES = ("01-why-feedback-matters.md", "04-feedback-conversations-in-practice.txt")
+
+
+def _tiny_library(root: Path) -> Path:
+    folder = root / COURSE
+    folder.mkdir(parents=True)
+    for name in MODULES:
+        shutil.copy(SAMPLE_LIBRARY / COURSE / name, folder / name)
+    return root
+
+
+def test_generated_library_is_deterministic_and_near_its_size(tmp_path: Path) -> None:
+    pool = build_pool(_tiny_library(tmp_path / "library"), scifact_dir=None)
+    first = generate_library(tmp_path / "a", 120, pool, seed=3)
+    second = generate_library(tmp_path / "b", 120, pool, seed=3)
+    texts_a = sorted(p.read_text() for p in Path(first.path).rglob("*.md"))
+    texts_b = sorted(p.read_text() for p in Path(second.path).rglob("*.md"))
+    assert texts_a == texts_b
+    chunks = 0
+    for folder in sorted(Path(first.path).iterdir()):  # each with its course.yaml
+        course = load_manifest(folder)
+        for path in sorted(folder.glob("*.md")):
+            chunks += len(chunk_document(load_document(path), course, path.name, make_settings(tmp_path).chunking))
+    assert 0.8 * 120 <= chunks <= 1.25 * 120, chunks
+    vectors = ProxyEmbedder(pool, _unit_vectors(len(pool.sources))).embed_documents(["x", texts_a[0][:400]])
+    assert vectors.shape == (2, 8)
+
+
+def _unit_vectors(n: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((n, 8)).astype("float32")
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_tiny_bench_report_has_every_field_and_renders(tmp_path: Path) -> None:
+    library = _tiny_library(tmp_path / "library")
+    settings = make_settings(tmp_path, library={"dir": str(library)})
+    report = run_bench(
+        settings,
+        sizes=(300,),
+        work_dir=tmp_path / "bench",
+        include_server=False,
+        include_ui=False,
+        queries=10,
+        model_max_chunks=100,  # the 300-chunk library takes the proxy-vector path
+        scifact_dir=None,
+    )
+
+    assert isinstance(report, BenchReport)
+    ingest = {(r.library, r.system): r for r in report.ingest}
+    assert set(ingest) == {
+        ("sample", "coursepilot"),
+        ("sample", "baseline"),
+        ("synthetic-300", "coursepilot"),
+        ("synthetic-300", "baseline"),
+    }
+    for run in report.ingest:
+        assert run.skipped is None
+        assert run.chunks and run.chunks > 0
+        assert run.seconds is not None and run.chunks_per_s is not None and run.pages_per_s is not None
+    assert ingest[("sample", "coursepilot")].vectors == "model"
+    assert ingest[("synthetic-300", "coursepilot")].vectors == "proxy"
+    assert 150 <= (ingest[("synthetic-300", "coursepilot")].chunks or 0) <= 450
+
+    assert [r.library for r in report.reingest] == ["sample", "synthetic-300"]
+    for re_run in report.reingest:
+        assert re_run.ours_edit_chunks_embedded > 0
+        assert re_run.baseline_rebuild_s is not None
+        assert re_run.unchanged_speedup is not None and re_run.edit_speedup is not None
+
+    assert [(r.library, r.mode) for r in report.latency] == [("synthetic-300", "embedded")]
+    latency = report.latency[0]
+    assert latency.queries == 10
+    assert 0 < latency.p50_ms <= latency.p95_ms <= latency.max_ms
+    assert "retrieve" in latency.stage_p50_ms
+
+    assert report.startup is None
+    assert report.memory.ru_maxrss_mb > 0
+    assert any(name.startswith("ingest sample") for name in report.memory.phases)
+    assert {t.name for t in report.targets} >= {
+        "re-ingest, unchanged library vs baseline rebuild",
+        "re-ingest, one file edited vs baseline rebuild",
+        "first ingest chunks/s vs baseline",
+    }
+    p95 = next(t for t in report.targets if t.name.startswith("p95"))
+    assert p95.passed is None and p95.measured is None  # no 100k library in this run: not measured, not failed
+    assert report.growth and all(set(g.values) == {"300"} for g in report.growth)
+    assert report.definitions["pages"]
+
+    console = Console(record=True, width=220)
+    console.print(render_table(report))
+    console.print(render_growth(report))
+    text = console.export_text()
+    assert "first ingest, chunks/s" in text and "synthetic-300" in text
+    assert "| target |" in render_markdown(report)
+    plot = write_plot(report, tmp_path / "bench.png")
+    assert plot.stat().st_size > 1000
+    again = BenchReport.model_validate(json.loads(report.model_dump_json()))
+    assert again == report
