@@ -45,8 +45,10 @@ class EmbeddingSettings(BaseModel):
         "'openai': any OpenAI-compatible /embeddings endpoint.",
     )
     model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
-    backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="Local inference backend; 'onnx' needs the optional onnx extra."
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="Local inference backend: 'torch', or 'onnx' / 'onnx-int8' (exported locally from the bundled "
+        "weights; needs the onnx extra).",
     )
     base_url: str | None = Field(default=None, description="Base URL for the openai provider.")
     api_key: SecretStr | None = Field(default=None, description="API key for the openai provider.")
