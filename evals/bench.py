@@ -740,8 +740,11 @@ def ingest_baseline(library: Path, persist_dir: Path, embedder: Any) -> _Baselin
     store = Chroma(collection_name="baseline", embedding_function=embeddings, persist_directory=str(persist_dir))
     splitter = RecursiveCharacterTextSplitter(chunk_size=BASELINE_CHUNK_SIZE, chunk_overlap=BASELINE_CHUNK_OVERLAP)
     chunks = splitter.split_documents(baseline_documents(library))
-    if chunks:
-        store.add_documents(chunks)
+    # add_texts sends everything in one upsert, which Chroma refuses above its max batch (5,461 here): add in slices.
+    client = getattr(store, "_client", None)
+    step = int(client.get_max_batch_size()) if client is not None and hasattr(client, "get_max_batch_size") else 5000
+    for start in range(0, len(chunks), max(1, step)):
+        store.add_documents(chunks[start : start + step])
     seconds = time.perf_counter() - started
     return _BaselineResult(len(chunks), seconds, timed.seconds)
 
@@ -1199,13 +1202,20 @@ def run_bench(
             )
         )
         baseline_ok = ours.chunks <= baseline_max_chunks
+        baseline_error = ""
         baseline_embedder = baseline_model if vectors == "model" else proxy_embedder()
         persist = work / "baseline" / name
         if baseline_ok:
             phase = f"ingest {name} baseline"
             with mem.phase(phase):
                 say(f"{name}: baseline first ingest ({vectors} vectors)")
-                first = ingest_baseline(library, persist, baseline_embedder)
+                try:
+                    first = ingest_baseline(library, persist, baseline_embedder)
+                except Exception as exc:  # recorded as not measured, never estimated
+                    baseline_ok = False
+                    baseline_error = f"baseline failed: {type(exc).__name__}: {exc}"[:300]
+                    say(baseline_error)
+        if baseline_ok:
             report.ingest.append(
                 IngestRun(
                     library=name,
@@ -1227,7 +1237,9 @@ def run_bench(
                 )
             )
         else:
-            reason = f"baseline skipped: {ours.chunks:,} chunks is above baseline_max_chunks={baseline_max_chunks:,}"
+            reason = baseline_error or (
+                f"baseline skipped: {ours.chunks:,} chunks is above baseline_max_chunks={baseline_max_chunks:,}"
+            )
             report.ingest.append(
                 IngestRun(
                     library=name,
@@ -1796,8 +1808,15 @@ def write_plot(report: BenchReport, path: Path) -> Path:
     right.bar(xs_bar - width / 2, ours, width, label=f"CoursePilot ({report.embedding.backend})", color="tab:green")
     right.bar(xs_bar + width / 2, theirs, width, label="LangChain baseline (torch)", color="tab:grey")
     for i, v in enumerate(theirs):
-        if v == 0.0:
-            right.text(xs_bar[i] + width / 2, 0, "skipped", rotation=90, ha="center", va="bottom", fontsize=8)
+        if v == 0.0:  # log axis: place the label in axes coordinates
+            right.annotate(
+                "baseline\nskipped",
+                (float(xs_bar[i] + width / 2), 0.02),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     right.set_xticks(xs_bar)
     right.set_xticklabels([f"{lib}\n[{v} vectors]" for lib, v in zip(libraries, vectors, strict=True)], fontsize=8)
     right.set_yscale("log")
