@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -100,3 +101,47 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@contextlib.contextmanager
+def running_chat_server(settings: Settings, tmp: Path, users: str, log_artifact: str) -> Iterator[tuple[str, Settings]]:
+    """A real Chainlit server on a free loopback port for `settings` with sign-in `users`; its log is kept."""
+    import secrets
+    import urllib.request
+
+    from pydantic import SecretStr
+
+    from assistant.settings import UISettings
+    from assistant.ui.launch import ui_process
+
+    settings = settings.model_copy(
+        update={"ui": UISettings(users=users, auth_secret=SecretStr(secrets.token_urlsafe(32)))}
+    )
+    port = free_port()
+    spec = ui_process(settings, "127.0.0.1", port, headless=True)
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"the chat server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, settings
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / log_artifact).write_text(log_path.read_text())

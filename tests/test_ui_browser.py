@@ -7,20 +7,16 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARTIFACTS, free_port
-from pydantic import SecretStr
+from conftest import ARTIFACTS, running_chat_server
 
 from assistant.learners import LearnerStore, hash_password
-from assistant.settings import DatabaseSettings, Settings, UISettings
-from assistant.ui.launch import ui_process
+from assistant.settings import DatabaseSettings, Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -46,40 +42,10 @@ def ui(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         old.unlink()
     users = ",".join(f"{name}:{hash_password(pw)}:learner" for name, pw in PASSWORDS.items())
     settings = sample_settings.model_copy(
-        update={
-            "database": DatabaseSettings(url=POSTGRES_URL or f"sqlite:///{tmp / 'ui.db'}"),
-            "ui": UISettings(users=users, auth_secret=SecretStr(secrets.token_urlsafe(32))),
-        }
+        update={"database": DatabaseSettings(url=POSTGRES_URL or f"sqlite:///{tmp / 'ui.db'}")}
     )
-    port = free_port()
-    spec = ui_process(settings, "127.0.0.1", port, headless=True)
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"the chat server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base, settings
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        server_log = log_path.read_text()
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "ui-server.log").write_text(server_log)
+    with running_chat_server(settings, tmp, users, "ui-server.log") as (base, running):
+        yield base, running
 
 
 def shot(page: Any, name: str) -> None:

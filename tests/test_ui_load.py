@@ -14,9 +14,7 @@ import contextlib
 import json
 import re
 import secrets
-import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,13 +26,11 @@ from typing import Any
 import httpx
 import pytest
 import socketio
-from conftest import ARTIFACTS, free_port
-from pydantic import SecretStr
+from conftest import ARTIFACTS, running_chat_server
 
 from assistant.learners import hash_password
-from assistant.settings import DatabaseSettings, Settings, UISettings
+from assistant.settings import DatabaseSettings, Settings
 from assistant.ui import render
-from assistant.ui.launch import ui_process
 
 pytestmark = [pytest.mark.slow]
 
@@ -58,40 +54,9 @@ def server(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     """The chat server on a free loopback port, over the ingested sample library, with USERS learners."""
     tmp = tmp_path_factory.mktemp("ui-load")
     users = ",".join(f"{name}:{hash_password(pw)}:learner" for name, pw in PASSWORDS.items())
-    settings = sample_settings.model_copy(
-        update={
-            "database": DatabaseSettings(url=f"sqlite:///{tmp / 'ui.db'}"),
-            "ui": UISettings(users=users, auth_secret=SecretStr(secrets.token_urlsafe(32))),
-        }
-    )
-    port = free_port()
-    spec = ui_process(settings, "127.0.0.1", port, headless=True)
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"the chat server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "load-ui-server.log").write_text(log_path.read_text())
+    settings = sample_settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{tmp / 'ui.db'}")})
+    with running_chat_server(settings, tmp, users, "load-ui-server.log") as (base, _running):
+        yield base, tmp / "server.log"
 
 
 # -- a minimal Chainlit web client ------------------------------------------------------------------------
