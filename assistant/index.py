@@ -23,6 +23,7 @@ class LibraryIndex:
         self.ledger = Ledger(self.dir / "ledger.sqlite")
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
+        self._ready_generation = -1
         self._lock = threading.Lock()
 
     @property
@@ -50,7 +51,12 @@ class LibraryIndex:
 
     def ensure_ready(self) -> None:
         """Raise a helpful error when nothing is indexed for the current settings."""
+        # Counting 100k ledger rows costs milliseconds on every question; the answer only changes with the generation.
+        generation = self.ledger.generation
+        if generation == self._ready_generation:
+            return
         if self.ledger.chunk_count() > 0:
+            self._ready_generation = generation
             return
         others = self.store.other_collections()
         if others:

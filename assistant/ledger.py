@@ -198,9 +198,9 @@ class Ledger:
             raise
         return ids
 
-    def _bump(self, conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(int(row[0] if row else 0) + 1),))
+    def _bump(self, conn: sqlite3.Connection, counter: str = "generation") -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (counter,)).fetchone()
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (counter, str(int(row[0] if row else 0) + 1)))
 
     # -- chunks -------------------------------------------------------------------------------------------
     def get_chunks(self, ids: Iterable[str]) -> dict[str, Chunk]:
@@ -223,6 +223,21 @@ class Ledger:
                     content_hash=r[5],
                     level=r[6],
                 )
+        return found
+
+    def chunk_facets(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """chunk id -> (course id, level) for the ids the ledger holds: a cheap check before loading whole chunks."""
+        ids = list(ids)
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._conn().execute(
+                "SELECT c.id, d.course_id, c.level FROM chunks c JOIN documents d ON c.doc_path=d.path "
+                f"WHERE c.id IN ({marks})",
+                part,
+            )
+            found.update((r[0], (r[1], r[2])) for r in rows)
         return found
 
     def iter_terms(self) -> Iterable[tuple[str, dict[str, int]]]:
@@ -278,10 +293,17 @@ class Ledger:
         try:
             conn.execute("DELETE FROM courses")
             conn.executemany("INSERT INTO courses VALUES (?, ?)", [(c.id, c.model_dump_json()) for c in courses])
+            # Its own counter, not the generation: a catalogue write must not make the lexical snapshot look stale.
+            self._bump(conn, "courses_version")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @property
+    def courses_version(self) -> int:
+        """Bumped on every catalogue write, so a cached catalogue can tell it is stale."""
+        return int(self.get_meta("courses_version") or 0)
 
     def courses(self) -> dict[str, Course]:
         return {r[0]: Course.model_validate_json(r[1]) for r in self._conn().execute("SELECT id, body FROM courses")}

@@ -54,6 +54,7 @@ class CoursePilot:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        self._catalogue: tuple[int, dict[str, Course]] | None = None
 
     # Heavy parts open on first use, so constructing CoursePilot (and importing it) is cheap.
     @cached_property
@@ -73,7 +74,13 @@ class CoursePilot:
         )
 
     def catalogue(self) -> dict[str, Course]:
-        return self.index.ledger.courses()
+        """The course catalogue, re-read only after an ingest rewrote it (refusals rank courses from it)."""
+        version = self.index.ledger.courses_version
+        cached = self._catalogue
+        if cached is None or cached[0] != version:
+            cached = (version, self.index.ledger.courses())
+            self._catalogue = cached
+        return cached[1]
 
     def warm_up(self) -> None:
         """Load the model and indexes now rather than on the first question."""

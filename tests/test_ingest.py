@@ -122,6 +122,30 @@ def test_removed_file_loses_its_chunks_and_full_rebuild_converges(tmp_path: Path
     assert index.store.all_ids() == index.ledger.all_chunk_ids()
 
 
+def test_a_running_pilot_sees_each_reingest(tmp_path: Path, library: Path) -> None:
+    """The per-question caches (catalogue, readiness) follow the ledger: a long-lived UI process never serves stale."""
+    from assistant.errors import IndexMissingError
+
+    settings = make_settings(tmp_path)
+    ingest(settings, library)
+    pilot = CoursePilot(settings)
+    assert pilot.catalogue()["dev-basics"].title == "Developer Basics"
+    assert not pilot.ask("How do I create a branch in git?").refused
+    filtered = pilot.ask("How do I create a branch in git?", course="team-slides")
+    assert all(c.location.course_id == "team-slides" for c in filtered.citations)
+
+    manifest = library / "dev-basics" / "course.yaml"
+    manifest.write_text(MANIFEST.replace("title: Developer Basics", "title: Developer Foundations"))
+    ingest(settings, library)
+    assert pilot.catalogue()["dev-basics"].title == "Developer Foundations"
+
+    shutil.rmtree(library / "dev-basics")
+    shutil.rmtree(library / "team-slides")
+    ingest(settings, library)
+    with pytest.raises(IndexMissingError):
+        pilot.ask("How do I create a branch in git?")
+
+
 def test_locations_carry_course_module_section_and_page(tmp_path: Path, library: Path) -> None:
     settings = make_settings(tmp_path)
     ingest(settings, library)
