@@ -425,45 +425,60 @@ def bench(
     ] = "1000,10000,100000",
     queries: Annotated[int, typer.Option("--queries", help="Questions timed per library and mode.")] = 200,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A small smoke run: 300 chunks, 10 queries, no server/UI.")
+        bool, typer.Option("--quick", help="The smoke run CI executes: 300 chunks, 10 queries, no server or UI.")
     ] = False,
     no_server: Annotated[bool, typer.Option("--no-server", help="Skip the Chroma server mode.")] = False,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Skip the UI start-to-first-answer measure.")] = False,
+    extra_backends: Annotated[
+        str,
+        typer.Option("--extra-backends", help="Comma-separated embedding backends also timed on the sample library."),
+    ] = "torch",
+    baseline_max_chunks: Annotated[
+        int, typer.Option("--baseline-max-chunks", help="Largest library the baseline rebuilds.")
+    ] = 100_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Also write the JSON report to this file.")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Scratch folder for the libraries.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Measure ingest, re-ingest, query latency, memory and start-up against a plain LangChain pipeline."""
-    from evals.bench import render_table, run_bench, write_plot
+    """Measure ingest, re-ingest, query latency, memory and start-up against a plain LangChain pipeline.
+
+    Exit code 0 when every measured target passes, 1 when one fails, 2 on bad options.
+    """
+    from evals.bench import bench_command
 
     settings = settings_from_env()
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
     except ValueError:
         fail(CoursePilotError(f"--sizes '{sizes}' is not a list of numbers.", "use e.g. --sizes 1000,10000."), as_json)
-    if quick:
-        size_list, queries, no_server, no_ui = [300], 10, True, True
+    backends = [b.strip() for b in extra_backends.split(",") if b.strip()]
+    unknown = sorted(set(backends) - {"torch", "onnx", "onnx-int8"})
+    if unknown:
+        fail(
+            CoursePilotError(
+                f"--extra-backends names unknown backends: {', '.join(unknown)}.", "use torch, onnx or onnx-int8."
+            ),
+            as_json,
+        )
     try:
-        # The benchmark reports phases (not a count), so each phase is printed as it starts.
-        result = run_bench(
+        code = bench_command(
             settings,
-            sizes=size_list,
+            sizes=None if quick else size_list,
+            queries=None if quick else queries,
+            quick=quick,
+            include_server=False if no_server else None,
+            include_ui=False if no_ui else None,
             work_dir=work_dir,
-            include_server=not no_server,
-            include_ui=not no_ui,
-            queries=queries,
-            progress=None if as_json else (lambda message: err.print(message, style="dim", markup=False)),
+            baseline_max_chunks=baseline_max_chunks,
+            extra_backends=backends,
+            as_json=as_json,
+            json_path=save,
+            plot=plot,
         )
     except CoursePilotError as exc:
         fail(exc, as_json)
-    if plot:
-        write_plot(result, plot)
-    if as_json:
-        emit_json(result.model_dump(mode="json"))
-    else:
-        out.print(render_table(result))
-        if plot:
-            out.print(f"Plot: {plot}")
+    raise typer.Exit(code)
 
 
 @app.command("hash-password")

@@ -46,14 +46,22 @@ class EmbeddingSettings(BaseModel):
     )
     model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch",
-        description="Local inference backend: 'torch', or 'onnx' / 'onnx-int8' (exported locally from the bundled "
-        "weights; needs the onnx extra).",
+        default="onnx-int8",
+        description="Local inference backend. 'onnx-int8' (default): the bundled weights exported to ONNX on first "
+        "use and quantized to int8, 2-4x faster than torch and within 0.001 nDCG@10 of it on SciFact; 'onnx': the "
+        "same export unquantized; 'torch': sentence-transformers on PyTorch. int8 vectors have their own collection, "
+        "so switching to or from it needs a re-ingest.",
     )
     base_url: str | None = Field(default=None, description="Base URL for the openai provider.")
     api_key: SecretStr | None = Field(default=None, description="API key for the openai provider.")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding batch.")
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in an LRU cache.")
+
+    def vectors_recipe(self) -> str:
+        """What decides the vectors. torch and fp32 ONNX agree to cosine 0.9999 and share stored vectors;
+        int8 vectors differ measurably, so they get their own collection and caches."""
+        recipe = f"{self.provider}|{self.model}"
+        return f"{recipe}|int8" if self.provider == "local" and self.backend == "onnx-int8" else recipe
 
 
 class ChunkingSettings(BaseModel):
@@ -172,7 +180,7 @@ class Settings(BaseSettings):
     def collection_name(self) -> str:
         """Name derived from what builds the vectors, so two models or chunkers never share a collection."""
         recipe = (
-            f"{self.embedding.provider}|{self.embedding.model}|{self.chunking.size_tokens}|"
+            f"{self.embedding.vectors_recipe()}|{self.chunking.size_tokens}|"
             f"{self.chunking.overlap_tokens}|v{CHUNKER_VERSION}"
         )
         slug = re.sub(r"[^a-z0-9]+", "-", self.embedding.model.lower()).strip("-")[:32]

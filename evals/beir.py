@@ -239,7 +239,7 @@ def _fingerprint(data: BeirDataset, settings: Settings) -> str:
 
 def _embedding_key(texts: Sequence[str], settings: Settings) -> str:
     """Names the vector cache after the model and the exact texts (not the chunker, which BEIR does not use)."""
-    digest = hashlib.sha1(f"{settings.embedding.provider}|{settings.embedding.model}".encode())
+    digest = hashlib.sha1(settings.embedding.vectors_recipe().encode())
     for text in texts:
         digest.update(text.encode())
         digest.update(b"\0")

@@ -1028,44 +1028,14 @@ def _cli_first_answer(settings: Settings, timeout: float = 300.0) -> StartupRun:
     return run
 
 
-def _loadable(settings: Settings) -> tuple[Settings, str]:
-    """Settings a child process can rebuild from env/JSON (a backend settings.py rejects falls back to onnx)."""
-    from pydantic import ValidationError
-
-    from assistant.settings import EmbeddingSettings
-
-    try:
-        EmbeddingSettings.model_validate(settings.embedding.model_dump())
-        return settings, ""
-    except ValidationError:
-        fallback = settings.embedding.model_copy(update={"backend": "onnx"})
-        note = f" [backend '{settings.embedding.backend}' is not accepted by settings.py yet: the child ran 'onnx']"
-        return settings.model_copy(update={"embedding": fallback}), note
-
-
 def first_answer(settings: Settings, work_dir: Path) -> StartupRun:
-    """The UI path when `assistant.ui.launch.run_ui` exists, else the CLI cold start (labelled as such)."""
-    settings, note = _loadable(settings)
-    run = _first_answer(settings, work_dir)
-    run.label += note
-    return run
-
-
-def _first_answer(settings: Settings, work_dir: Path) -> StartupRun:
-    try:
-        from assistant.ui import launch
-
-        has_ui = hasattr(launch, "run_ui") and hasattr(launch, "ui_process")
-    except Exception:
-        has_ui = False
-    if has_ui:
-        run = _ui_first_answer(settings, work_dir)
-        if run.ok:
-            return run
-        cli = _cli_first_answer(settings)
-        cli.label += f" — the UI measurement failed ({run.error})"
-        return cli
-    return _cli_first_answer(settings)
+    """Seconds from starting the Chainlit UI to its first answer; the CLI cold start if the UI run fails."""
+    run = _ui_first_answer(settings, work_dir)
+    if run.ok:
+        return run
+    cli = _cli_first_answer(settings)
+    cli.label += f" — the UI measurement failed ({run.error})"
+    return cli
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -1834,57 +1804,79 @@ def write_plot(report: BenchReport, path: Path) -> Path:
 
 
 # -- entry point for `coursepilot bench` ---------------------------------------------------------------------------
-QUICK = {"sizes": (1_000,), "queries": 50, "include_server": False, "include_ui": False}
+# The smoke run CI executes: one small synthetic library, a small text pool, no server or UI.
+QUICK: dict[str, Any] = {
+    "sizes": (300,),
+    "queries": 10,
+    "include_server": False,
+    "include_ui": False,
+    "pool_docs": 60,
+}
 
 
 def bench_command(
     settings: Settings,
+    *,
     sizes: Sequence[int] | None = None,
-    as_json: bool = False,
-    plot: Path | None = None,
-    quick: bool = False,
-    work_dir: Path | None = None,
     queries: int | None = None,
-    model_max_chunks: int = 0,
-    baseline_max_chunks: int = 100_000,
+    quick: bool = False,
     include_server: bool | None = None,
     include_ui: bool | None = None,
+    work_dir: Path | None = None,
+    model_max_chunks: int = 0,
+    baseline_max_chunks: int = 100_000,
+    pool_docs: int | None = None,
+    extra_backends: Sequence[str] = (),
+    as_json: bool = False,
+    json_path: Path | None = None,
+    plot: Path | None = None,
+    markdown: bool = False,
 ) -> int:
-    """What `coursepilot bench` runs: the benchmark, then a table (or JSON on stdout) and an optional plot.
+    """What `coursepilot bench` and `python -m evals.bench` run: the benchmark, then a table (or JSON on stdout),
+    optionally a JSON file, a plot and the README's Markdown.
 
     Returns 0 when every measured target passes, 1 otherwise (an unmeasured target does not fail the run).
     """
     from rich.console import Console
 
-    err = Console(stderr=True)
     chosen: dict[str, Any] = dict(QUICK) if quick else {}
-    if sizes:
-        chosen["sizes"] = tuple(sizes)
-    if queries is not None:
-        chosen["queries"] = queries
-    if include_server is not None:
-        chosen["include_server"] = include_server
-    if include_ui is not None:
-        chosen["include_ui"] = include_ui
+    for key, value in (
+        ("sizes", tuple(sizes) if sizes else None),
+        ("queries", queries),
+        ("include_server", include_server),
+        ("include_ui", include_ui),
+        ("pool_docs", pool_docs),
+    ):
+        if value is not None:
+            chosen[key] = value
+    err = Console(stderr=True)
     report = run_bench(
         settings,
         work_dir=work_dir,
-        progress=lambda msg: err.print(f"[dim]{datetime.now():%H:%M:%S}[/] {msg}", highlight=False),
+        progress=lambda msg: err.print(f"{datetime.now():%H:%M:%S} {msg}", markup=False, highlight=False),
         model_max_chunks=model_max_chunks,
         baseline_max_chunks=baseline_max_chunks,
+        extra_backends=tuple(extra_backends),
         **chosen,
     )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(report.model_dump_json(indent=2))
     if plot is not None:
         write_plot(report, plot)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        out = Console()
+        out = Console(width=200)
         out.print(render_table(report))
         if report.growth:
             out.print(render_growth(report))
         for note in report.notes:
             out.print(f"Note: {note}", markup=False, highlight=False)
+        if plot is not None:
+            out.print(f"Plot: {plot}", markup=False, highlight=False)
+        if markdown:
+            print(render_markdown(report))
     return 0 if all(t.passed is not False for t in report.targets) else 1
 
 
@@ -1903,52 +1895,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-ui", action="store_true")
     parser.add_argument("--model-max-chunks", type=int, default=0)
     parser.add_argument("--baseline-max-chunks", type=int, default=100_000)
-    parser.add_argument("--pool-docs", type=int, default=400)
-    parser.add_argument("--backend", default=None, help="embedding backend for CoursePilot: torch, onnx, onnx-int8")
-    parser.add_argument("--extra-backends", nargs="*", default=[], help="extra sample-library ingest rows")
+    parser.add_argument("--pool-docs", type=int, default=None)
+    parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None, help="CoursePilot's backend")
+    parser.add_argument("--extra-backends", nargs="*", default=["torch"], help="extra sample-library ingest rows")
     args = parser.parse_args(argv)
-
-    from rich.console import Console
 
     settings = Settings()
     if args.backend:
-        # model_copy, not validation: 'onnx-int8' is accepted by LocalEmbedder before settings.py lists it.
         settings = settings.model_copy(
             update={"embedding": settings.embedding.model_copy(update={"backend": args.backend})}
         )
-    chosen: dict[str, Any] = dict(QUICK) if args.quick else {}
-    if args.sizes:
-        chosen["sizes"] = tuple(args.sizes)
-    if args.queries is not None:
-        chosen["queries"] = args.queries
-    if args.no_server:
-        chosen["include_server"] = False
-    if args.no_ui:
-        chosen["include_ui"] = False
-    err = Console(stderr=True)
-    report = run_bench(
+    return bench_command(
         settings,
+        sizes=args.sizes,
+        queries=args.queries,
+        quick=args.quick,
+        include_server=False if args.no_server else None,
+        include_ui=False if args.no_ui else None,
         work_dir=args.work_dir,
-        progress=lambda msg: err.print(f"{datetime.now():%H:%M:%S} {msg}", markup=False, highlight=False),
         model_max_chunks=args.model_max_chunks,
         baseline_max_chunks=args.baseline_max_chunks,
         pool_docs=args.pool_docs,
-        extra_backends=tuple(args.extra_backends),
-        **chosen,
+        extra_backends=args.extra_backends,
+        json_path=args.json_path,
+        plot=args.plot,
+        markdown=True,
     )
-    if args.json_path is not None:
-        args.json_path.parent.mkdir(parents=True, exist_ok=True)
-        args.json_path.write_text(report.model_dump_json(indent=2))
-    if args.plot is not None:
-        write_plot(report, args.plot)
-    out = Console(width=200)
-    out.print(render_table(report))
-    if report.growth:
-        out.print(render_growth(report))
-    for note in report.notes:
-        out.print(f"Note: {note}", markup=False, highlight=False)
-    print(render_markdown(report))
-    return 0 if all(t.passed is not False for t in report.targets) else 1
 
 
 __all__ = [

@@ -246,7 +246,15 @@ def _config_rows(summary: RunSummary) -> list[tuple[str, str]]:
             "Refusal thresholds",
             f"dense ≥ {retrieval.get('refusal_min_dense')}, coverage ≥ {retrieval.get('refusal_min_coverage')}",
         ),
-        ("Embedding", f"{embedding.get('provider')}: {embedding.get('model')}"),
+        (
+            "Embedding",
+            f"{embedding.get('provider')}: {embedding.get('model')}"
+            + (
+                f" ({embedding['backend']})"
+                if embedding.get("provider") == "local" and embedding.get("backend")
+                else ""
+            ),
+        ),
         ("Chat", f"{chat.get('provider')}" + (f": {chat.get('model')}" if chat.get("model") else " (extractive)")),
         ("LLM judge", str(config.get("judge") or "off")),
     ]

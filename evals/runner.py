@@ -161,7 +161,11 @@ def run_config(settings: Any, judge_model: str | None) -> dict[str, Any]:
         "library_dir": str(settings.library.dir),
         "retrieval": settings.retrieval.model_dump(mode="json"),
         "chunking": settings.chunking.model_dump(mode="json"),
-        "embedding": {"provider": settings.embedding.provider, "model": settings.embedding.model},
+        "embedding": {
+            "provider": settings.embedding.provider,
+            "model": settings.embedding.model,
+            "backend": settings.embedding.backend,
+        },
         "chat": {
             "provider": settings.chat.provider,
             "model": settings.chat.model if settings.chat.provider != "none" else None,
