@@ -97,7 +97,7 @@ def ingest(
         emit_json(report.model_dump(mode="json"))
     else:
         table = Table(title=f"Ingest of {library}", show_lines=False)
-        for column in ("file", "status", "chunks", "embedded", "deleted"):
+        for column in ("file", "status", "chunks", "embedded", "reused", "deleted"):
             table.add_column(column, overflow="fold")
         colours = {"failed": "red", "added": "green", "updated": "yellow", "removed": "magenta"}
         for item in report.files:
@@ -107,6 +107,7 @@ def ingest(
                 f"[{colour}]{item.status}[/]",
                 str(item.chunks or ""),
                 str(item.chunks_embedded or ""),
+                str(item.chunks_reused or ""),
                 str(item.chunks_deleted or ""),
             )
         out.print(table)
@@ -123,7 +124,7 @@ def ingest(
         out.print(
             f"Documents: {d['added']} added, {d['updated']} updated, {d['unchanged']} unchanged, "
             f"{d['removed']} removed, {d['failed']} failed. Chunks: {report.chunks_embedded} embedded, "
-            f"{report.chunks_deleted} deleted, {report.chunks_total} in the index. {report.seconds:.1f} s."
+            f"{report.chunks_reused} reused, {report.chunks_deleted} deleted, {report.chunks_total} in the index. {report.seconds:.1f} s."
         )
     raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
 

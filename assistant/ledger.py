@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     terms TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_path);
+CREATE INDEX IF NOT EXISTS chunks_by_content ON chunks(content_hash);
 CREATE TABLE IF NOT EXISTS courses (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 
@@ -224,6 +225,18 @@ class Ledger:
                     level=r[6],
                 )
         return found
+
+    def chunks_with_content(self, content_hashes: Iterable[str]) -> list[Chunk]:
+        """Indexed chunks whose text has one of these hashes, wherever they are (to reuse their vectors)."""
+        hashes = sorted(set(content_hashes))
+        ids: list[str] = []
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            ids.extend(
+                r[0] for r in self._conn().execute(f"SELECT id FROM chunks WHERE content_hash IN ({marks})", part)
+            )
+        return list(self.get_chunks(ids).values())
 
     def chunk_facets(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """chunk id -> (course id, level) for the ids the ledger holds: a cheap check before loading whole chunks."""

@@ -92,6 +92,15 @@ class VectorStore:
         for start in range(0, len(ids), _WRITE_BATCH):
             self.collection.delete(ids=list(ids[start : start + _WRITE_BATCH]))
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id (ids the collection lacks are simply absent)."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), _WRITE_BATCH):
+            got = self.collection.get(ids=list(ids[start : start + _WRITE_BATCH]), include=["embeddings"])
+            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
+                found[cid] = np.asarray(vector, dtype=np.float32)
+        return found
+
     def all_ids(self) -> set[str]:
         ids: set[str] = set()
         offset = 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
@@ -42,7 +43,10 @@ class FileResult(BaseModel):
     message: str | None = None
     fix: str | None = None
     chunks: int = 0
-    chunks_embedded: int = 0
+    chunks_embedded: int = Field(default=0, description="New chunks run through the embedding model.")
+    chunks_reused: int = Field(
+        default=0, description="New chunks whose embedded text was already indexed (moved, re-paged, duplicated)."
+    )
     chunks_deleted: int = 0
     warnings: list[str] = Field(default_factory=list)
 
@@ -57,6 +61,7 @@ class IngestReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     documents: dict[str, int] = Field(default_factory=dict)
     chunks_embedded: int = 0
+    chunks_reused: int = 0
     chunks_deleted: int = 0
     chunks_total: int = 0
     courses: int = 0
@@ -292,11 +297,14 @@ class IngestPipeline:
 
         def flush() -> None:
             new = [c for p in pending for c in p.new]
+            reused: set[str] = set()
             if new:
-                vectors = get_embedder(self.settings.embedding).embed_documents([index_text(c) for c in new])
+                vectors, reused = self._vectors_for(new, reuse=not full)
                 self.index.store.upsert(new, vectors)
             _pause_point("after_upsert")
             for item in pending:
+                item.result.chunks_reused = sum(1 for c in item.new if c.id in reused)
+                item.result.chunks_embedded = len(item.new) - item.result.chunks_reused
                 terms = {c.id: term_counts(index_text(c)) for c in item.new}
                 stale = ledger.replace_document(item.record, item.chunks, terms)
                 _pause_point("after_ledger")
@@ -358,6 +366,7 @@ class IngestPipeline:
         for item in report.files:
             report.documents[item.status] = report.documents.get(item.status, 0) + 1
             report.chunks_embedded += item.chunks_embedded
+            report.chunks_reused += item.chunks_reused
             report.chunks_deleted += item.chunks_deleted
         for status in ("added", "updated", "unchanged", "removed", "failed"):
             report.documents.setdefault(status, 0)
@@ -365,6 +374,37 @@ class IngestPipeline:
         report.courses = len(catalogue)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _vectors_for(self, chunks: list[Chunk], reuse: bool) -> tuple[np.ndarray, set[str]]:
+        """Vectors for new chunks, and the ids that did not need the model.
+
+        A chunk's id depends on its location, but its vector only on the text embedded (heading trail + text).
+        A page inserted early in a PDF, a renamed file or a passage shared by two courses therefore makes new
+        ids whose text is already embedded: those vectors are copied from the store, and a text repeated in
+        this batch is embedded once. `--full` rebuilds (reuse=False) embed everything afresh.
+        """
+        texts = [index_text(c) for c in chunks]
+        known: dict[str, np.ndarray] = {}
+        if reuse:
+            candidates = {
+                index_text(c): c.id for c in self.index.ledger.chunks_with_content(c.content_hash for c in chunks)
+            }
+            wanted = {candidates[t] for t in texts if t in candidates}
+            stored = self.index.store.vectors(sorted(wanted)) if wanted else {}
+            known = {t: stored[cid] for t, cid in candidates.items() if cid in stored}
+        missing = sorted({t for t in texts if t not in known})
+        if missing:
+            fresh = get_embedder(self.settings.embedding).embed_documents(missing)
+            known.update(zip(missing, fresh, strict=True))
+        embedded_once: set[str] = set(missing)
+        reused: set[str] = set()
+        for chunk, text in zip(chunks, texts, strict=True):
+            if text in embedded_once:
+                embedded_once.discard(text)  # the first chunk with this text paid for it
+            else:
+                reused.add(chunk.id)
+        vectors = np.vstack([known[t] for t in texts]).astype(np.float32)
+        return vectors, reused
 
     def _sync_file(
         self, course: Course, path: Path, rel: str, previous: DocumentRecord | None, full: bool

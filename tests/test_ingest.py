@@ -17,6 +17,7 @@ from assistant.errors import IndexMismatchError
 from assistant.index import LibraryIndex
 from assistant.pilot import CoursePilot
 from assistant.settings import Settings
+from ingest.chunker import index_text
 from ingest.pipeline import IngestPipeline, IngestReport
 
 MANIFEST = """\
@@ -120,6 +121,46 @@ def test_removed_file_loses_its_chunks_and_full_rebuild_converges(tmp_path: Path
     full = ingest(settings, library, full=True)
     assert full.chunks_embedded == full.chunks_total == report.chunks_total
     assert index.store.all_ids() == index.ledger.all_chunk_ids()
+
+
+def test_moved_or_repaged_text_reuses_its_vectors(tmp_path: Path, library: Path) -> None:
+    """New ids whose embedded text is already indexed take the stored vectors; --full embeds everything again."""
+    from pypdf import PdfReader, PdfWriter
+
+    from assistant.providers import get_embedder
+
+    settings = make_settings(tmp_path)
+    ingest(settings, library)
+    index = LibraryIndex(settings)
+    course = library / "dev-basics"
+    # A page inserted at the front: every later chunk moves one page on (new ids, same text).
+    writer = PdfWriter(clone_from=PdfReader(course / "outline.pdf"))
+    writer.insert_blank_page(index=0)
+    with (course / "outline.pdf").open("wb") as fh:
+        writer.write(fh)
+    # A renamed module file, the manifest following it (same title, so the same text is embedded).
+    (course / "notes.md").rename(course / "git-notes.md")
+    (course / "course.yaml").write_text(MANIFEST.replace("path: notes.md", "path: git-notes.md"))
+
+    report = ingest(settings, library)
+    by_path = {f.path: f for f in report.files}
+    repaged, renamed = by_path["dev-basics/outline.pdf"], by_path["dev-basics/git-notes.md"]
+    assert repaged.status == "updated" and renamed.status == "added"
+    for item in (repaged, renamed):
+        assert item.chunks > 0 and (item.chunks_embedded, item.chunks_reused) == (0, item.chunks), item
+    assert by_path["dev-basics/notes.md"].status == "removed"
+    assert report.chunks_embedded == 0
+    assert index.store.all_ids() == index.ledger.all_chunk_ids()
+
+    # A reused vector is the one the model gives that text.
+    moved = [c for c in index.ledger.chunks_of_course("dev-basics") if c.location.module == "git-notes.md"]
+    stored = index.store.vectors([c.id for c in moved])
+    fresh = get_embedder(settings.embedding).embed_documents([index_text(c) for c in moved])
+    for chunk, vector in zip(moved, fresh, strict=True):
+        assert float(stored[chunk.id] @ vector) > 0.9999
+
+    full = ingest(settings, library, full=True)
+    assert full.chunks_reused == 0 and full.chunks_embedded == full.chunks_total
 
 
 def test_a_running_pilot_sees_each_reingest(tmp_path: Path, library: Path) -> None:
