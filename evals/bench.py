@@ -863,7 +863,7 @@ def chroma_server(data_dir: Path, timeout: float = 90.0) -> Iterator[tuple[str, 
 
 
 def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> float:
-    """Copy the embedded collection's vectors, texts and metadata to the server (no re-embedding); seconds."""
+    """Copy the embedded collection's vectors and metadata to the server (no re-embedding); seconds."""
     from assistant.store import VectorStore
 
     started = time.perf_counter()
@@ -872,7 +872,7 @@ def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> fl
     target.drop()
     offset = 0
     while True:
-        got = source.collection.get(include=["embeddings", "documents", "metadatas"], limit=page, offset=offset)
+        got = source.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
         ids = got["ids"]
         if not ids:
             break
@@ -880,8 +880,7 @@ def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> fl
             end = start + 2000
             target.collection.add(
                 ids=ids[start:end],
-                embeddings=np.asarray(got["embeddings"][start:end], dtype=np.float32).tolist(),
-                documents=got["documents"][start:end],
+                embeddings=np.asarray(got["embeddings"][start:end], dtype=np.float32),
                 metadatas=got["metadatas"][start:end],
             )
         offset += len(ids)
