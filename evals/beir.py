@@ -103,6 +103,7 @@ class BeirResult(Scores):
     split: str
     queries: int
     documents: int
+    embedding: str = Field(default="", description="provider|model, plus |int8 for the quantized local backend.")
     fusion: FusionConfig
     index_reused: bool
     seconds_index: float = Field(description="Building (or reopening) the index, embedding included.")
@@ -411,6 +412,7 @@ def run_beir(
         split=split,
         queries=len(data.queries),
         documents=len(data.documents),
+        embedding=settings.embedding.vectors_recipe(),
         **scores.model_dump(),
         fusion=_fusion_config(cfg),
         index_reused=reused,
