@@ -31,6 +31,25 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> tuple[str | None, str]:
+    """(URL, "") of the PostgreSQL server the tests use (CP_TEST_POSTGRES_URL, else the local one), or (None, why)."""
+    url = os.environ.get("CP_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    try:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        parts = make_url(url)
+        with psycopg.connect(
+            host=parts.host, port=parts.port or 5432, user=parts.username, dbname=parts.database, connect_timeout=3
+        ):
+            return url, ""
+    except Exception as exc:  # any failure means: skip, and say why
+        return None, f"PostgreSQL at {url} is not reachable: {type(exc).__name__}"
+
+
 def make_settings(tmp: Path, **sections: dict) -> Settings:
     """Settings whose every path lives under `tmp` (index, database), plus overrides per section."""
     data = {

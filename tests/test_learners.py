@@ -7,22 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import postgres_url
 
 from assistant.errors import ConfigError, NotFoundError
 from assistant.learners import LearnerStore, hash_password, verify_password
 from assistant.types import Answer, Citation, Location, Playlist, PlaylistItem
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_available() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
-            return None
-    except Exception as exc:  # any failure means: skip, and say why
-        return f"PostgreSQL at 127.0.0.1:5432 (db test) is not reachable: {type(exc).__name__}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,10 +19,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LearnerSto
     if request.param == "sqlite":
         yield LearnerStore(f"sqlite:///{tmp_path / 'learners.db'}")
         return
-    reason = _postgres_available()
-    if reason:
+    url, reason = postgres_url()
+    if url is None:
         pytest.skip(reason)
-    yield LearnerStore(PG_URL)
+    yield LearnerStore(url)
 
 
 def _uid() -> str:

@@ -23,8 +23,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN = secrets.token_hex(3)  # fresh learner ids per run, so a reused PostgreSQL database starts clean for them
-ALICE, BOB = f"alice-{RUN}", f"bob-{RUN}"
-PASSWORDS = {ALICE: secrets.token_urlsafe(12), BOB: secrets.token_urlsafe(12)}
+ALICE, BOB, CAROL = f"alice-{RUN}", f"bob-{RUN}", f"carol-{RUN}"  # carol is L&D staff
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in (ALICE, BOB, CAROL)}
+ROLES = {ALICE: "learner", BOB: "learner", CAROL: "lnd"}
 POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL")  # optional: run the journey on PostgreSQL
 QUESTION = "What is the SBI model?"
 GOAL = "Build me a 3-hour path to become a better coach"
@@ -40,7 +41,7 @@ def ui(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     tmp = tmp_path_factory.mktemp("ui")
     for old in ARTIFACTS.glob("ui-*.png"):  # no stale screenshots from an earlier run
         old.unlink()
-    users = ",".join(f"{name}:{hash_password(pw)}:learner" for name, pw in PASSWORDS.items())
+    users = ",".join(f"{name}:{hash_password(pw)}:{ROLES[name]}" for name, pw in PASSWORDS.items())
     settings = sample_settings.model_copy(
         update={"database": DatabaseSettings(url=POSTGRES_URL or f"sqlite:///{tmp / 'ui.db'}")}
     )
@@ -61,6 +62,17 @@ def wait_for(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
             return value
         time.sleep(0.3)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def sign_in(page: Any, base: str, user: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/login")
+    page.fill("#email", user)
+    page.fill("#password", PASSWORDS[user])
+    page.click("button[type=submit]")
+    expect(page.locator("#chat-input")).to_be_visible(timeout=30_000)
+    expect(page.locator("#starter-get-a-learning-path")).to_be_enabled(timeout=30_000)  # socket connected
 
 
 def ask(page: Any, text: str) -> None:
@@ -202,5 +214,31 @@ def test_learner_journey_in_the_browser(ui: tuple[str, Settings]) -> None:
             )
             bob.dispose()
             assert store.completed(BOB) == set() and store.playlists(BOB) == []
+        finally:
+            browser.close()
+
+
+def test_only_lnd_staff_get_the_insights_report(ui: tuple[str, Settings]) -> None:
+    """`/report` is refused to a learner and delivers the HTML report to an L&D user, in the same server."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = ui
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            learner = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            sign_in(learner, base, BOB)
+            ask(learner, "/report")
+            expect(learner.get_by_text("The insights report is for L&D staff")).to_be_visible(timeout=SLOW)
+            expect(learner.get_by_text("insights-report.html")).to_have_count(0)
+
+            staff = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            sign_in(staff, base, CAROL)
+            ask(staff, "/report")
+            report = staff.get_by_text("insights-report.html").first
+            expect(report).to_be_visible(timeout=SLOW)
+            expect(staff.get_by_text("Learning insights")).to_be_visible(timeout=30_000)
+            expect(staff.get_by_text("The insights report is for L&D staff")).to_have_count(0)
+            shot(staff, "7-lnd-report")
         finally:
             browser.close()

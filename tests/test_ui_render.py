@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_LIBRARY, make_settings
+from conftest import SAMPLE_LIBRARY, make_settings, postgres_url
 
 from assistant.answer import NO_ANSWER_TEXT
 from assistant.chat import ProgressView
@@ -312,13 +312,14 @@ def test_async_urls_and_schema_sql() -> None:
     assert '"metadata" TEXT' in create_table_sql("steps", "sqlite")
 
 
-POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/cp
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_data_layer_keeps_threads_elements_and_feedback(tmp_path: Path, backend: str) -> None:
-    if backend == "postgresql" and not POSTGRES_URL:
-        pytest.skip("set CP_TEST_POSTGRES_URL to run the data layer against PostgreSQL")
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    if backend == "postgresql":
+        found, reason = postgres_url()
+        if found is None:
+            pytest.skip(reason)
+        url = found
     import chainlit as cl
     from chainlit.context import init_http_context
     from chainlit.types import Feedback
@@ -326,7 +327,6 @@ async def test_data_layer_keeps_threads_elements_and_feedback(tmp_path: Path, ba
 
     from assistant.ui.datalayer import CoursePilotDataLayer, ensure_schema
 
-    url = POSTGRES_URL if backend == "postgresql" and POSTGRES_URL else f"sqlite:///{tmp_path / 'cp.db'}"
     ensure_schema(url)  # idempotent
     layer = CoursePilotDataLayer(url)
     store = LearnerStore(url)
