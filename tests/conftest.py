@@ -123,8 +123,13 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 
 @contextlib.contextmanager
-def running_chat_server(settings: Settings, tmp: Path, users: str, log_artifact: str) -> Iterator[tuple[str, Settings]]:
-    """A real Chainlit server on a free loopback port for `settings` with sign-in `users`; its log is kept."""
+def running_chat_server(
+    settings: Settings, tmp: Path, users: str, log_artifact: str, auth_secret: str | None = None
+) -> Iterator[tuple[str, Settings]]:
+    """A real Chainlit server on a free loopback port for `settings` with sign-in `users`; its log is kept.
+
+    Workers meant to run side by side get the same `auth_secret`, so a sign-in on one is valid on the others.
+    """
     import secrets
     import urllib.request
 
@@ -134,7 +139,7 @@ def running_chat_server(settings: Settings, tmp: Path, users: str, log_artifact:
     from assistant.ui.launch import ui_process
 
     settings = settings.model_copy(
-        update={"ui": UISettings(users=users, auth_secret=SecretStr(secrets.token_urlsafe(32)))}
+        update={"ui": UISettings(users=users, auth_secret=SecretStr(auth_secret or secrets.token_urlsafe(32)))}
     )
     port = free_port()
     spec = ui_process(settings, "127.0.0.1", port, headless=True)
