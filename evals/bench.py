@@ -697,6 +697,39 @@ def ingest_ours(settings: Settings, library: Path, embedder: Any) -> _OursResult
     return _OursResult(report.chunks_total, report.chunks_embedded, seconds, timed.seconds, store_seconds)
 
 
+def _ours_run(
+    library: str,
+    vectors: Vectors,
+    embedder: str,
+    size: tuple[int, int, float],
+    result: _OursResult,
+    peak_rss_mb: float | None,
+    primary: bool = True,
+) -> IngestRun:
+    """The report row of one CoursePilot first ingest; `size` is (files, words, pages) of the library."""
+    files, words, pages = size
+    return IngestRun(
+        library=library,
+        system="coursepilot",
+        vectors=vectors,
+        embedder=embedder,
+        primary=primary,
+        files=files,
+        words=words,
+        pages=pages,
+        chunks=result.chunks,
+        seconds=round(result.seconds, 3),
+        embed_seconds=round(result.embed_seconds, 3),
+        store_seconds=round(result.store_seconds, 3),
+        chunks_per_s=_rate(result.chunks, result.seconds),
+        pages_per_s=_rate(pages, result.seconds),
+        pipeline_seconds_per_1k_chunks=round((result.seconds - result.embed_seconds) * 1000 / result.chunks, 3)
+        if result.chunks
+        else None,
+        peak_rss_mb=peak_rss_mb,
+    )
+
+
 # -- the baseline ----------------------------------------------------------------------------------------------
 @dataclass
 class _BaselineResult:
@@ -1149,27 +1182,7 @@ def run_bench(
         with mem.phase(phase):
             say(f"{name}: CoursePilot first ingest ({vectors} vectors)")
             ours = ingest_ours(idx_settings, library, ours_embedder)
-        report.ingest.append(
-            IngestRun(
-                library=name,
-                system="coursepilot",
-                vectors=vectors,
-                embedder=label,
-                files=files,
-                words=words,
-                pages=pages,
-                chunks=ours.chunks,
-                seconds=round(ours.seconds, 3),
-                embed_seconds=round(ours.embed_seconds, 3),
-                store_seconds=round(ours.store_seconds, 3),
-                chunks_per_s=_rate(ours.chunks, ours.seconds),
-                pages_per_s=_rate(pages, ours.seconds),
-                pipeline_seconds_per_1k_chunks=round((ours.seconds - ours.embed_seconds) * 1000 / ours.chunks, 3)
-                if ours.chunks
-                else None,
-                peak_rss_mb=mem.peak(phase),
-            )
-        )
+        report.ingest.append(_ours_run(name, vectors, label, (files, words, pages), ours, mem.peak(phase)))
         baseline_ok = ours.chunks <= baseline_max_chunks
         baseline_error = ""
         baseline_embedder = baseline_model if vectors == "model" else proxy_embedder()
@@ -1303,26 +1316,7 @@ def run_bench(
                 model.embed_query("warm up")
                 run = ingest_ours(extra_settings, sample_copy, model)
             report.ingest.append(
-                IngestRun(
-                    library="sample",
-                    system="coursepilot",
-                    vectors="model",
-                    embedder=backend,
-                    primary=False,
-                    files=files,
-                    words=words,
-                    pages=pages,
-                    chunks=run.chunks,
-                    seconds=round(run.seconds, 3),
-                    embed_seconds=round(run.embed_seconds, 3),
-                    store_seconds=round(run.store_seconds, 3),
-                    chunks_per_s=_rate(run.chunks, run.seconds),
-                    pages_per_s=_rate(pages, run.seconds),
-                    pipeline_seconds_per_1k_chunks=round((run.seconds - run.embed_seconds) * 1000 / run.chunks, 3)
-                    if run.chunks
-                    else None,
-                    peak_rss_mb=mem.peak(phase),
-                )
+                _ours_run("sample", "model", backend, (files, words, pages), run, mem.peak(phase), primary=False)
             )
         sample_settings = one_library("sample", sample_copy, None, files, words, pages, "model")
 

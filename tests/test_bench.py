@@ -75,7 +75,7 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
         "COURSEPILOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cp.db'}",
     }
     plot = tmp_path / "bench.png"
-    argv = [sys.executable, "-m", "assistant.cli", "bench", "--quick", "--json", "--extra-backends", ""]
+    argv = [sys.executable, "-m", "assistant.cli", "bench", "--quick", "--json", "--extra-backends", "onnx"]
     result = subprocess.run(
         [*argv, "--work-dir", str(tmp_path / "bench"), "--plot", str(plot)],
         env=env,
@@ -91,7 +91,10 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
     assert plot.stat().st_size > 1000
 
     assert isinstance(report, BenchReport)
-    ingest = {(r.library, r.system): r for r in report.ingest}
+    comparison = [r for r in report.ingest if not r.primary]
+    assert [(r.library, r.system, r.embedder) for r in comparison] == [("sample", "coursepilot", "onnx")]
+    assert comparison[0].chunks and comparison[0].chunks_per_s
+    ingest = {(r.library, r.system): r for r in report.ingest if r.primary}
     assert set(ingest) == {
         ("sample", "coursepilot"),
         ("sample", "baseline"),
