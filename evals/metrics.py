@@ -19,6 +19,7 @@ from evals.dataset import ExpectedLocation
 __all__ = [
     "HIGHER_IS_BETTER",
     "LOWER_IS_BETTER",
+    "METRIC_NAMES",
     "MetricValue",
     "budget_respected",
     "citation_precision",
@@ -394,7 +395,9 @@ def latency_percentiles(latencies_ms: Sequence[float]) -> dict[str, MetricValue]
 
 # -------------------------------------------------------------------------------------- directions
 
-HIGHER_IS_BETTER: tuple[str, ...] = (
+# Every metric name summary.json can hold, in report order.
+METRIC_NAMES: tuple[str, ...] = (
+    "pass_rate",
     "hit@1",
     "hit@3",
     "hit@5",
@@ -407,15 +410,18 @@ HIGHER_IS_BETTER: tuple[str, ...] = (
     "refusal_correct",
     "refusal_precision",
     "refusal_recall",
+    "faithfulness",
+    "answer_relevance",
     "find_top1",
     "find_top3",
     "find_mrr",
+    "prerequisite_violations",
     "must_include_coverage",
     "must_exclude_respected",
     "order_satisfied",
     "budget_respected",
-    "faithfulness",
-    "answer_relevance",
-    "pass_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
 )
 LOWER_IS_BETTER: tuple[str, ...] = ("prerequisite_violations", "latency_p50_ms", "latency_p95_ms")
+HIGHER_IS_BETTER: tuple[str, ...] = tuple(name for name in METRIC_NAMES if name not in LOWER_IS_BETTER)

@@ -25,7 +25,7 @@ from assistant.errors import CoursePilotError
 from assistant.types import ChatTurn, Location, PlaylistItem
 from evals import metrics as m
 from evals.dataset import AnswerCase, Dataset, FindCase, PlaylistCase, load_dataset
-from evals.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER, MetricValue
+from evals.metrics import HIGHER_IS_BETTER, METRIC_NAMES, MetricValue
 
 __all__ = [
     "METRIC_NAMES",
@@ -40,35 +40,6 @@ __all__ = [
     "run_eval",
 ]
 
-# Every metric name summary.json can hold, in report order.
-METRIC_NAMES: tuple[str, ...] = (
-    "pass_rate",
-    "hit@1",
-    "hit@3",
-    "hit@5",
-    "recall@5",
-    "mrr",
-    "ndcg@10",
-    "citation_precision",
-    "citation_recall",
-    "key_point_recall",
-    "refusal_correct",
-    "refusal_precision",
-    "refusal_recall",
-    "faithfulness",
-    "answer_relevance",
-    "find_top1",
-    "find_top3",
-    "find_mrr",
-    "prerequisite_violations",
-    "must_include_coverage",
-    "must_exclude_respected",
-    "order_satisfied",
-    "budget_respected",
-    "latency_p50_ms",
-    "latency_p95_ms",
-)
-assert set(METRIC_NAMES) == set(HIGHER_IS_BETTER) | set(LOWER_IS_BETTER)
 
 # A case passes when every rule for its type holds (see _verdict).
 KEY_POINT_PASS = 0.5
