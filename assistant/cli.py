@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +24,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # Exit codes: 0 ok; 1 the job ran but something in it failed (a file, an eval gate); 2 bad input or
 # settings; 3 a service (model endpoint, Chroma server, database) is unreachable.
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
+T = TypeVar("T")
 
 app = typer.Typer(help="CoursePilot: answers from your course library, with citations.", no_args_is_help=True)
 out = Console()
@@ -593,6 +595,23 @@ def _progress_bar(label: str, as_json: bool) -> Any:
     )
 
 
+def _benchmark_job(label: str, dataset_dir: Path, as_json: bool, job: Callable[[Callable[[int, int], None]], T]) -> T:
+    """Run a BEIR-folder job under a progress bar; a bad folder or a failed run exits with the message and fix."""
+    if not (dataset_dir / "corpus.jsonl").exists():
+        fail(
+            CoursePilotError(
+                f"{dataset_dir} has no corpus.jsonl.", "pass a BEIR dataset folder (corpus, queries, qrels)."
+            ),
+            as_json,
+        )
+    try:
+        with _progress_bar(label, as_json) as progress:
+            task = progress.add_task(label, total=None)
+            return job(lambda done, total: progress.update(task, completed=done, total=total))
+    except CoursePilotError as exc:
+        fail(exc, as_json)
+
+
 @eval_app.command("beir")
 def eval_beir(
     dataset_dir: Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")],
@@ -604,20 +623,12 @@ def eval_beir(
     from evals.beir import run_beir
 
     settings = settings_from_env()
-    if not (dataset_dir / "corpus.jsonl").exists():
-        fail(CoursePilotError(f"{dataset_dir} has no corpus.jsonl.", "pass a BEIR dataset folder."), as_json)
-    try:
-        with _progress_bar("BEIR", as_json) as progress:
-            task = progress.add_task("beir", total=None)
-            result = run_beir(
-                dataset_dir,
-                settings,
-                split=split,
-                work_dir=work_dir,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-    except CoursePilotError as exc:
-        fail(exc, as_json)
+    result = _benchmark_job(
+        "BEIR",
+        dataset_dir,
+        as_json,
+        lambda progress: run_beir(dataset_dir, settings, split=split, work_dir=work_dir, progress=progress),
+    )
     if as_json:
         emit_json(result.model_dump(mode="json"))
         return
@@ -626,7 +637,7 @@ def eval_beir(
         f"nDCG@10 = {result.ndcg_at_10:.4f}, recall@100 = {result.recall_at_100:.4f}, MRR@10 = {result.mrr_at_10:.4f}"
     )
     out.print(
-        f"fusion: {result.fusion.model_dump()}; query latency p50 {result.latency_ms_p50:.1f} ms, "
+        f"embedding: {result.embedding}; fusion: {result.fusion.model_dump()}; query latency p50 {result.latency_ms_p50:.1f} ms, "
         f"p95 {result.latency_ms_p95:.1f} ms; index {'reused' if result.index_reused else 'built'} "
         f"in {result.seconds_index:.0f} s"
     )
@@ -642,17 +653,12 @@ def eval_calibrate(
     from evals.calibrate import calibrate_refusal
 
     settings = settings_from_env()
-    try:
-        with _progress_bar("Calibrating", as_json) as progress:
-            task = progress.add_task("calibrate", total=None)
-            result = calibrate_refusal(
-                dataset_dir,
-                settings,
-                work_dir=work_dir,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-    except CoursePilotError as exc:
-        fail(exc, as_json)
+    result = _benchmark_job(
+        "Calibrating",
+        dataset_dir,
+        as_json,
+        lambda progress: calibrate_refusal(dataset_dir, settings, work_dir=work_dir, progress=progress),
+    )
     if as_json:
         emit_json(result.model_dump(mode="json"))
         return
