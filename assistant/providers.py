@@ -59,6 +59,17 @@ class _QueryCache:
         return value
 
 
+class _DropMessages(logging.Filter):
+    """Drops log records whose message contains `fragment`."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -291,6 +302,9 @@ class LocalEmbedder:
 
         fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=str(target.parent))
         os.close(fd)
+        # onnxruntime logs a generic "consider pre-processing" hint on the root logger; it is not actionable here.
+        quiet = _DropMessages("pre-processing before quantization")
+        logging.getLogger().addFilter(quiet)
         try:
             quantize_dynamic(
                 str(source),
@@ -305,6 +319,7 @@ class LocalEmbedder:
             os.replace(tmp_name, target)
             log.info("quantized %s to int8 at %s", self._settings.model, target)
         finally:
+            logging.getLogger().removeFilter(quiet)
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
 
