@@ -22,11 +22,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 # Exit codes: 0 ok; 1 the job ran but something in it failed (a file, an eval gate); 2 bad input or
-# settings; 3 a service (model endpoint, Chroma server, database) is unreachable.
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
+# settings; 3 a service (model endpoint, Chroma server, database) is unreachable; 4 an unexpected error (a bug).
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 T = TypeVar("T")
 
-app = typer.Typer(help="CoursePilot: answers from your course library, with citations.", no_args_is_help=True)
+# Tracebacks are not for users: unexpected errors reach main(), which prints one line (the trace is logged).
+app = typer.Typer(
+    help="CoursePilot: answers from your course library, with citations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -675,10 +680,21 @@ def main() -> None:
     try:
         app()
     except CoursePilotError as exc:  # anything not handled by a command
-        err.print(f"[bold red]Error:[/] {exc.message}")
+        err.print(f"[bold red]Error:[/] {escape(exc.message)}")
         if exc.fix:
-            err.print(f"[bold]Fix:[/] {exc.fix}")
-        sys.exit(EXIT_USAGE)
+            err.print(f"[bold]Fix:[/] {escape(exc.fix)}")
+        sys.exit(EXIT_SERVICE if isinstance(exc, ModelError) else EXIT_USAGE)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: one line for the user, the trace for the log
+        logging.getLogger("coursepilot").debug("unexpected error", exc_info=True)
+        err.print(f"[bold red]Unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+        err.print(
+            "[bold]Fix:[/] run again with COURSEPILOT_LOG_LEVEL=DEBUG to see where it happened, and report it "
+            "with that output."
+        )
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

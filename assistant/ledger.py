@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from assistant.errors import ConfigError
+
 from assistant.types import Chunk, Course, Location
 
 _SCHEMA = """
@@ -67,8 +69,15 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        try:
+            with self._conn() as conn:
+                conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # a damaged or foreign file: say which, and how to rebuild it
+            self.close()
+            raise ConfigError(
+                f"The index ledger {path} cannot be read ({exc}).",
+                f"delete the folder {path.parent} and run `coursepilot ingest --full` to rebuild the index.",
+            ) from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -135,13 +135,11 @@ class LocalEmbedder:
         return self._model
 
     # -- ONNX ---------------------------------------------------------------------------------------------------
-    @staticmethod
-    def onnx_cache_dir() -> Any:
+    def onnx_cache_dir(self) -> Any:
         from pathlib import Path
 
-        configured = os.environ.get("COURSEPILOT_EMBEDDING_CACHE_DIR")
-        if configured:
-            return Path(configured).expanduser()
+        if self._settings.cache_dir is not None:
+            return Path(self._settings.cache_dir).expanduser()
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return Path(base) / "coursepilot" / "onnx"
 
@@ -198,10 +196,18 @@ class LocalEmbedder:
         target = self._onnx_file(model_path, quantized)
         if not target.is_file():
             fp32 = self._onnx_file(model_path, False)
-            if not fp32.is_file():
-                self._export_onnx(model_path, fp32)
-            if quantized:
-                self._quantize_onnx(fp32, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not fp32.is_file():
+                    self._export_onnx(model_path, fp32)
+                if quantized:
+                    self._quantize_onnx(fp32, target)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot write the ONNX export of the embedding model to {target.parent}: {exc.strerror or exc}.",
+                    "set COURSEPILOT_EMBEDDING_CACHE_DIR to a writable folder (it is written once, then only "
+                    "read), or set COURSEPILOT_EMBEDDING_BACKEND=torch.",
+                ) from exc
         tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         tokenizer.no_padding()  # tokenizer.json pads to a fixed 128; batches are padded to their longest text
         tokenizer.enable_truncation(max_length=self._max_seq_length)
@@ -240,7 +246,6 @@ class LocalEmbedder:
             ) from exc
         import tempfile
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         st = SentenceTransformer(str(model_path), device="cpu")
         encoder: Any = st[0].auto_model
         encoder.eval()

@@ -56,6 +56,11 @@ class EmbeddingSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, description="API key for the openai provider.")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding batch.")
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in an LRU cache.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Folder for the one-time ONNX export of the local model (default: "
+        "$XDG_CACHE_HOME/coursepilot/onnx, else ~/.cache/coursepilot/onnx). Written once, then only read.",
+    )
 
     def vectors_recipe(self) -> str:
         """What decides the vectors. torch and fp32 ONNX agree to cosine 0.9999 and share stored vectors;

@@ -139,3 +139,69 @@ def test_ask_before_ingest_says_what_to_run(tmp_path: Path) -> None:
     assert result.returncode == 2
     payload = json.loads(result.stdout)
     assert "coursepilot ingest" in payload["fix"] and "Traceback" not in result.stderr
+
+
+def test_unwritable_model_cache_is_named_with_a_fix(tmp_path: Path) -> None:
+    """The int8 export is written once; a cache folder that cannot be created gets a message, not a traceback."""
+    library = tmp_path / "library" / "team-notes"
+    library.mkdir(parents=True)
+    (library / "notes.md").write_text("# Notes\n\nFeedback works best when it is specific and timely.\n")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "COURSEPILOT_INDEX_DIR": str(tmp_path / "index"),
+        "COURSEPILOT_EMBEDDING_CACHE_DIR": str(blocker / "onnx"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ingest", str(tmp_path / "library"), "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    assert str(blocker / "onnx") in payload["error"] and "COURSEPILOT_EMBEDDING_CACHE_DIR" in payload["fix"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_damaged_ledger_is_named_with_how_to_rebuild(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    ledger = Path(settings.index.dir) / settings.collection_name() / "ledger.sqlite"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_bytes(b"this is not a database" * 100)
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "COURSEPILOT_INDEX_DIR": str(settings.index.dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ask", "What is SBI?", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    assert str(ledger) in payload["error"] and "ingest --full" in payload["fix"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unexpected_error_is_one_line_with_exit_code_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug never shows the user a traceback: one line and a fix on stderr, exit 4, the trace in the debug log."""
+    from assistant import cli
+
+    def broken() -> None:
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setattr(cli, "app", broken)
+    with caplog.at_level(logging.DEBUG, logger="coursepilot"), pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 4
+    err = capsys.readouterr().err
+    assert "Unexpected error" in err and "an invariant broke" in err and "COURSEPILOT_LOG_LEVEL=DEBUG" in err
+    assert "Traceback" not in err
+    assert any(record.exc_info for record in caplog.records)
