@@ -16,7 +16,6 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from assistant.errors import ConfigError
-
 from assistant.types import Chunk, Course, Location
 
 _SCHEMA = """

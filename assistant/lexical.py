@@ -88,6 +88,69 @@ STOPWORDS = frozenset(
 )
 
 
+# Chat etiquette, urgency and filler: words a learner adds to a question that say nothing about its topic.
+# BM25 keeps them (they are harmless there); the refusal check's term coverage ignores them, because a word the
+# library never uses ("pls", "asap") would otherwise count as a topic the library does not teach.
+CHAT_FILLER = frozenset(
+    [
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "cheers",
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "urgent",
+        "urgently",
+        "asap",
+        "quick",
+        "quickly",
+        "question",
+        "questions",
+        "help",
+        "wondering",
+        "whats",
+        "hows",
+        "wheres",
+        "whys",
+        "whos",
+        "im",
+        "ive",
+        "pardon",
+        "sorry",
+        "sir",
+        "madam",
+        "guys",
+        "folks",
+        "anyone",
+        "someone",
+        "somebody",
+        "kindly",
+        "really",
+        "actually",
+        "basically",
+        "just",
+        "maybe",
+        "probably",
+        "possible",
+        "possibly",
+        "exactly",
+        "simply",
+    ]
+)
+
+
+@lru_cache(maxsize=1)
+def chat_filler_terms() -> frozenset[str]:
+    """CHAT_FILLER as index terms (stemmed like queries are)."""
+    return frozenset(_stemmer().stemWords(sorted(CHAT_FILLER)))
+
+
 @lru_cache(maxsize=1)
 def _stemmer() -> Any:
     import Stemmer

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from assistant.index import LibraryIndex
-from assistant.lexical import tokenize
+from assistant.lexical import chat_filler_terms, tokenize
 from assistant.providers import get_embedder
 from assistant.settings import RetrievalSettings
 from assistant.types import Chunk, Evidence
@@ -172,7 +172,7 @@ def query_coverage(query: str, chunks: Sequence[Chunk], index: LibraryIndex) -> 
     scattered over several passages (the union) are weaker support, and on SciFact (exclusion trick, train)
     the best-passage share separates answerable from unanswerable queries better (AUC 0.71 vs 0.67).
     """
-    terms = set(tokenize(query))
+    terms = set(tokenize(query)) - chat_filler_terms()
     if not terms or not chunks:
         return 0.0
     idf = index.lexical().idf(terms)

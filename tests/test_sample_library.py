@@ -55,6 +55,21 @@ def test_questions_outside_the_library_are_refused(pilot: CoursePilot, question:
     assert "couldn't find this in the course library" in answer.text
 
 
+@pytest.mark.parametrize(
+    ("covered", "uncovered"),
+    [
+        ("how to refresh pivot table pls, urgent!!", "pls how do I write a VBA macro, urgent"),
+        ("hi! quick question: whats the SBI model?", "hi! quick question: whats our parental leave policy?"),
+    ],
+)
+def test_chat_filler_neither_refuses_nor_rescues_a_question(pilot: CoursePilot, covered: str, uncovered: str) -> None:
+    """Learners write "pls", "urgent", "quick question": words no course uses must not read as missing topics."""
+    answer = pilot.ask(covered)
+    assert not answer.refused, answer.text
+    assert answer.citations[0].location.course_id in {"excel-pivot-tables", "giving-feedback"}
+    assert pilot.ask(uncovered).refused
+
+
 def test_find_a_course_ranks_courses_with_sections(pilot: CoursePilot) -> None:
     result = pilot.find("Which course teaches pivot tables?")
     assert result.courses[0].course_id == "excel-pivot-tables"
