@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -76,12 +77,19 @@ def ingest(
     """Index course folders; only what changed since the last run is re-embedded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from assistant.providers import get_embedder
     from ingest.pipeline import FileResult, IngestPipeline
 
     settings = settings_from_env()
     library = path or settings.library.dir
     try:
         pipeline = IngestPipeline(settings)
+        # A one-time model export would otherwise stall the progress bar on its first file without a word.
+        embedder = get_embedder(settings.embedding)
+        first_use = embedder.first_use_work()
+        if first_use:
+            with err.status(f"{first_use}…") if not as_json else contextlib.nullcontext():
+                embedder.prepare()
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

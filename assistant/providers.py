@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from assistant.errors import ConfigError, ModelError
+from assistant.errors import ConfigError, CoursePilotError, ModelError
 from assistant.settings import ChatSettings, EmbeddingSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,14 @@ class EmbeddingModel(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+    def first_use_work(self) -> str | None:
+        """What the first embedding call will do beyond loading (e.g. a one-time export), or None."""
+        ...
+
+    def prepare(self) -> None:
+        """Do that work (and load the model) now."""
+        ...
 
 
 class _QueryCache:
@@ -443,6 +451,20 @@ class LocalEmbedder:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return self._encode(texts, max(1, cores))
 
+    def first_use_work(self) -> str | None:
+        if self._model is not None or self.backend not in ("onnx", "onnx-int8"):
+            return None
+        try:
+            target = self._onnx_file(_bundled_model_path(self._settings.model), self.backend == "onnx-int8")
+        except CoursePilotError:
+            return None  # _load will report it with its fix
+        if target.is_file():
+            return None
+        return "Preparing the embedding model for this machine (once, about 10-20 s)"
+
+    def prepare(self) -> None:
+        self._load()
+
     def embed_query(self, text: str) -> np.ndarray:
         return self._cache.get_or_compute(text, lambda: self._encode([text], 1)[0])
 
@@ -503,6 +525,12 @@ class OpenAIEmbedder:
         result = _normalise(np.asarray(vectors, dtype=np.float32))
         self.dimensions = result.shape[1]
         return result
+
+    def first_use_work(self) -> str | None:
+        return None
+
+    def prepare(self) -> None:
+        return None
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._cache.get_or_compute(text, lambda: self.embed_documents([text])[0])

@@ -71,3 +71,21 @@ def test_one_query_embeds_the_same_alone_and_in_a_batch(torch_and_int8: tuple[Lo
     batched = quantized.embed_documents(texts)[0]
     alone = quantized.embed_documents([QUESTIONS[0]])[0]
     assert float(batched @ alone) > 0.9999
+
+
+def test_first_use_exports_the_model_once_into_the_cache_folder(tmp_path: Path) -> None:
+    """From an empty cache: the export is announced, done once, checked, and then only read."""
+    settings = EmbeddingSettings(backend="onnx-int8", cache_dir=tmp_path / "onnx")
+    fresh = LocalEmbedder(settings)
+    assert fresh.first_use_work() is not None
+    fresh.prepare()
+    assert fresh.first_use_work() is None
+    files = sorted(p.name for p in (tmp_path / "onnx").iterdir())
+    assert len(files) == 2 and files[0].endswith("-fp32.onnx") and files[1].endswith("-int8.onnx")
+    # A second process finds the export and does not redo it.
+    again = LocalEmbedder(settings)
+    assert again.first_use_work() is None
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "onnx").iterdir()}
+    vector = again.embed_query("What is the SBI model?")
+    assert vector.shape == (384,) and before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "onnx").iterdir()}
+    assert float(vector @ fresh.embed_query("What is the SBI model?")) > 0.9999
