@@ -54,7 +54,12 @@ class EmbeddingSettings(BaseModel):
     )
     base_url: str | None = Field(default=None, description="Base URL for the openai provider.")
     api_key: SecretStr | None = Field(default=None, description="API key for the openai provider.")
-    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding batch.")
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Texts per embedding batch (torch and openai; the ONNX backends run one text per call).",
+    )
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in an LRU cache.")
     cache_dir: Path | None = Field(
         default=None,

@@ -697,7 +697,43 @@ def ingest_ours(settings: Settings, library: Path, embedder: Any) -> _OursResult
     return _OursResult(report.chunks_total, report.chunks_embedded, seconds, timed.seconds, store_seconds)
 
 
-def _ours_run(
+def _ingest_row(
+    library: str,
+    system: Literal["coursepilot", "baseline"],
+    vectors: Vectors,
+    embedder: str,
+    size: tuple[int, int, float],
+    timing: tuple[int, float, float, float | None],
+    peak_rss_mb: float | None,
+    primary: bool = True,
+) -> IngestRun:
+    """The report row of one first ingest (either system).
+
+    `size` is (files, words, pages) of the library; `timing` is (chunks, seconds, model seconds, store seconds).
+    """
+    files, words, pages = size
+    chunks, seconds, embed_seconds, store_seconds = timing
+    return IngestRun(
+        library=library,
+        system=system,
+        vectors=vectors,
+        embedder=embedder,
+        primary=primary,
+        files=files,
+        words=words,
+        pages=pages,
+        chunks=chunks,
+        seconds=round(seconds, 3),
+        embed_seconds=round(embed_seconds, 3),
+        store_seconds=round(store_seconds, 3) if store_seconds is not None else None,
+        chunks_per_s=_rate(chunks, seconds),
+        pages_per_s=_rate(pages, seconds),
+        pipeline_seconds_per_1k_chunks=round((seconds - embed_seconds) * 1000 / chunks, 3) if chunks else None,
+        peak_rss_mb=peak_rss_mb,
+    )
+
+
+def _ours_row(
     library: str,
     vectors: Vectors,
     embedder: str,
@@ -706,28 +742,8 @@ def _ours_run(
     peak_rss_mb: float | None,
     primary: bool = True,
 ) -> IngestRun:
-    """The report row of one CoursePilot first ingest; `size` is (files, words, pages) of the library."""
-    files, words, pages = size
-    return IngestRun(
-        library=library,
-        system="coursepilot",
-        vectors=vectors,
-        embedder=embedder,
-        primary=primary,
-        files=files,
-        words=words,
-        pages=pages,
-        chunks=result.chunks,
-        seconds=round(result.seconds, 3),
-        embed_seconds=round(result.embed_seconds, 3),
-        store_seconds=round(result.store_seconds, 3),
-        chunks_per_s=_rate(result.chunks, result.seconds),
-        pages_per_s=_rate(pages, result.seconds),
-        pipeline_seconds_per_1k_chunks=round((result.seconds - result.embed_seconds) * 1000 / result.chunks, 3)
-        if result.chunks
-        else None,
-        peak_rss_mb=peak_rss_mb,
-    )
+    timing = (result.chunks, result.seconds, result.embed_seconds, result.store_seconds)
+    return _ingest_row(library, "coursepilot", vectors, embedder, size, timing, peak_rss_mb, primary)
 
 
 # -- the baseline ----------------------------------------------------------------------------------------------
@@ -1182,7 +1198,7 @@ def run_bench(
         with mem.phase(phase):
             say(f"{name}: CoursePilot first ingest ({vectors} vectors)")
             ours = ingest_ours(idx_settings, library, ours_embedder)
-        report.ingest.append(_ours_run(name, vectors, label, (files, words, pages), ours, mem.peak(phase)))
+        report.ingest.append(_ours_row(name, vectors, label, (files, words, pages), ours, mem.peak(phase)))
         baseline_ok = ours.chunks <= baseline_max_chunks
         baseline_error = ""
         baseline_embedder = baseline_model if vectors == "model" else proxy_embedder()
@@ -1199,23 +1215,14 @@ def run_bench(
                     say(baseline_error)
         if baseline_ok:
             report.ingest.append(
-                IngestRun(
-                    library=name,
-                    system="baseline",
-                    vectors=vectors,
-                    embedder="torch" if vectors == "model" else "proxy",
-                    files=files,
-                    words=words,
-                    pages=pages,
-                    chunks=first.chunks,
-                    seconds=round(first.seconds, 3),
-                    embed_seconds=round(first.embed_seconds, 3),
-                    chunks_per_s=_rate(first.chunks, first.seconds),
-                    pages_per_s=_rate(pages, first.seconds),
-                    pipeline_seconds_per_1k_chunks=round((first.seconds - first.embed_seconds) * 1000 / first.chunks, 3)
-                    if first.chunks
-                    else None,
-                    peak_rss_mb=mem.peak(phase),
+                _ingest_row(
+                    name,
+                    "baseline",
+                    vectors,
+                    "torch" if vectors == "model" else "proxy",
+                    (files, words, pages),
+                    (first.chunks, first.seconds, first.embed_seconds, None),
+                    mem.peak(phase),
                 )
             )
         else:
@@ -1316,7 +1323,7 @@ def run_bench(
                 model.embed_query("warm up")
                 run = ingest_ours(extra_settings, sample_copy, model)
             report.ingest.append(
-                _ours_run("sample", "model", backend, (files, words, pages), run, mem.peak(phase), primary=False)
+                _ours_row("sample", "model", backend, (files, words, pages), run, mem.peak(phase), primary=False)
             )
         sample_settings = one_library("sample", sample_copy, None, files, words, pages, "model")
 

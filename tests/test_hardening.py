@@ -20,6 +20,19 @@ from assistant.settings import Settings
 
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """`coursepilot ARGS` in a fresh process with exactly `env`, as a user's shell would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 QUESTIONS = [
     "How do I refresh a pivot table?",
     "What does SBI stand for in feedback?",
@@ -95,14 +108,7 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
         "COURSEPILOT_INDEX_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "config", "--json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(["config", "--json"], env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["COURSEPILOT_CHAT_API_KEY"]["value"] == "**********"
@@ -113,14 +119,7 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
 
 def test_invalid_setting_names_the_variable(tmp_path: Path) -> None:
     env = {"COURSEPILOT_RETRIEVAL_K": "lots", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "config"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(["config"], env, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert "COURSEPILOT_RETRIEVAL_K" in result.stderr and "Traceback" not in result.stderr
 
@@ -128,14 +127,7 @@ def test_invalid_setting_names_the_variable(tmp_path: Path) -> None:
 def test_ask_before_ingest_says_what_to_run(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     env = {"COURSEPILOT_INDEX_DIR": str(settings.index.dir), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", "What is a pivot table?", "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli(["ask", "What is a pivot table?", "--json"], env, cwd=ROOT, timeout=300)
     assert result.returncode == 2
     payload = json.loads(result.stdout)
     assert "coursepilot ingest" in payload["fix"] and "Traceback" not in result.stderr
@@ -154,14 +146,7 @@ def test_unwritable_model_cache_is_named_with_a_fix(tmp_path: Path) -> None:
         "COURSEPILOT_INDEX_DIR": str(tmp_path / "index"),
         "COURSEPILOT_EMBEDDING_CACHE_DIR": str(blocker / "onnx"),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ingest", str(tmp_path / "library"), "--json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli(["ingest", str(tmp_path / "library"), "--json"], env, cwd=tmp_path, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     assert str(blocker / "onnx") in payload["error"] and "COURSEPILOT_EMBEDDING_CACHE_DIR" in payload["fix"]
@@ -174,14 +159,7 @@ def test_a_damaged_ledger_is_named_with_how_to_rebuild(tmp_path: Path) -> None:
     ledger.parent.mkdir(parents=True)
     ledger.write_bytes(b"this is not a database" * 100)
     env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "COURSEPILOT_INDEX_DIR": str(settings.index.dir)}
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", "What is SBI?", "--json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli(["ask", "What is SBI?", "--json"], env, cwd=tmp_path, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     assert str(ledger) in payload["error"] and "ingest --full" in payload["fix"]
