@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from chat_client import Session, login, run_session
 from conftest import SAMPLE_LIBRARY, make_settings, postgres_url, running_chat_server
 
 from assistant.learners import hash_password
+from assistant.settings import Settings
 from ingest.pipeline import IngestPipeline
 
 pytestmark = [pytest.mark.slow]
@@ -31,6 +33,7 @@ New starters learn the quokka handshake on their first morning, before they coll
 """
 NEW_QUESTION = "What are the steps of the quokka handshake?"
 NEW_FACT = "wave, wait and write"
+SERVED_WITHIN_S = 10.0
 
 
 def _chroma_database(host: str, port: int) -> str:
@@ -56,6 +59,38 @@ async def _ask(base: str, user: str, token: str, question: str) -> Session:
     await run_session(base, session, token)
     assert not session.errors and session.answers, session.errors
     return session
+
+
+async def _ask_until_served(base: str, user: str, token: str) -> str:
+    """The worker's answer to NEW_QUESTION, asked again for a few seconds until it holds NEW_FACT.
+
+    The contract is "served within seconds, without a restart". Each question re-reads the ledger, so one
+    ask normally suffices; the retries keep a loaded CI machine from turning a slow disk into a failure.
+    """
+    deadline = time.monotonic() + SERVED_WITHIN_S
+    while True:
+        answer = (await _ask(base, user, token, NEW_QUESTION)).answers[0]
+        if NEW_FACT in answer or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(1.0)
+
+
+def _diagnose(settings: Settings, worker: str, folder: Path, answer: str) -> str:
+    """What to look at when a worker does not serve the new course: the index itself, then the worker's log."""
+    from assistant.index import LibraryIndex
+    from assistant.pilot import CoursePilot
+
+    fresh = CoursePilot(settings).ask(NEW_QUESTION)
+    ledger = LibraryIndex(settings).ledger
+    log_lines = (folder / "server.log").read_text(errors="replace").splitlines()
+    log_tail = "\n".join(line for line in log_lines if " - httpx - " not in line)[-3000:]
+    return (
+        f"worker {worker} answered: {answer[:300]!r}\n"
+        f"a fresh pilot in the test process: refused={fresh.refused}, top_score={fresh.top_score}, "
+        f"evidence courses={[e.chunk.location.course_id for e in fresh.evidence]}\n"
+        f"ledger: generation {ledger.generation}, courses_version {ledger.courses_version}, "
+        f"{ledger.chunk_count()} chunks\nworker log without HTTP lines:\n{log_tail}"
+    )
 
 
 @pytest.mark.timeout(600)
@@ -111,8 +146,8 @@ def test_two_ui_workers_share_sign_in_threads_and_reingests(tmp_path: Path, chro
                 (course / "01-the-quokka-handshake.md").write_text(NEW_MODULE)
                 report = await asyncio.to_thread(IngestPipeline(settings).run, library)
                 assert report.ok and report.chunks_embedded > 0
-                for worker in (worker_b, worker_a):
-                    after = await _ask(worker, user, token, NEW_QUESTION)
-                    assert NEW_FACT in after.answers[0], (worker, after.answers[0][:300])
+                for worker, folder in ((worker_b, "b"), (worker_a, "a")):
+                    answer = await _ask_until_served(worker, user, token)
+                    assert NEW_FACT in answer, _diagnose(settings, worker, tmp_path / folder, answer)
 
         asyncio.run(scenario())
