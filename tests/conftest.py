@@ -81,10 +81,22 @@ def pilot(sample_settings: Settings):  # type: ignore[no-untyped-def]
     return CoursePilot(sample_settings)
 
 
+_PORTS_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that is free now and was not handed out before in this session.
+
+    The kernel may offer a just-closed port again; two servers started back to back on one port would pass
+    each other's health check, so a test could talk to the wrong one.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _PORTS_HANDED_OUT:
+            _PORTS_HANDED_OUT.add(port)
+            return port
 
 
 @pytest.fixture(scope="session")

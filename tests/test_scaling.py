@@ -118,6 +118,7 @@ def test_two_ui_workers_share_sign_in_threads_and_reingests(tmp_path: Path, chro
         running_chat_server(settings, tmp_path / "a", users, "workers-a.log", auth_secret=secret) as (worker_a, _),
         running_chat_server(settings, tmp_path / "b", users, "workers-b.log", auth_secret=secret) as (worker_b, _),
     ):
+        assert worker_a != worker_b
 
         async def scenario() -> None:
             async with httpx.AsyncClient(timeout=30) as http:
