@@ -312,6 +312,21 @@ def test_async_urls_and_schema_sql() -> None:
     assert '"metadata" TEXT' in create_table_sql("steps", "sqlite")
 
 
+def test_resumed_steps_list_a_parent_before_its_children_at_the_same_instant() -> None:
+    from assistant.ui.datalayer import in_display_order
+
+    at, later = "2026-11-29T10:00:00.000001Z", "2026-11-29T10:00:00.000002Z"
+    # As PostgreSQL may return them: sorted by time, the tie in any order.
+    steps = [
+        {"id": "answer", "parentId": "run", "createdAt": at},
+        {"id": "tool", "parentId": "answer", "createdAt": at},
+        {"id": "run", "parentId": None, "createdAt": at},
+        {"id": "next-run", "parentId": None, "createdAt": later},
+        {"id": "orphan", "parentId": "gone", "createdAt": at},
+    ]
+    assert [s["id"] for s in in_display_order(steps)] == ["run", "orphan", "answer", "tool", "next-run"]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_data_layer_keeps_threads_elements_and_feedback(tmp_path: Path, backend: str) -> None:
     url = f"sqlite:///{tmp_path / 'cp.db'}"

@@ -215,6 +215,25 @@ def _loads(value: Any) -> Any:
     return value
 
 
+def in_display_order(steps: list[Any]) -> list[Any]:
+    """Steps by creation time, a parent before its children when the clock gave them the same instant.
+
+    Chainlit's query orders by "createdAt" only, and PostgreSQL returns equal timestamps in any order, so a
+    resumed thread could list an answer before the run that produced it.
+    """
+    parent_of = {str(step.get("id")): step.get("parentId") for step in steps}
+
+    def depth(step: Any) -> int:
+        seen: set[str] = set()
+        parent = step.get("parentId")
+        while parent and str(parent) in parent_of and str(parent) not in seen:
+            seen.add(str(parent))
+            parent = parent_of[str(parent)]
+        return len(seen)
+
+    return sorted(steps, key=lambda step: (str(step.get("createdAt") or ""), depth(step)))
+
+
 def inline_url(content: str | bytes, mime: str = "text/plain") -> str:
     data = content.encode("utf-8") if isinstance(content, str) else content
     return f"data:{mime};charset=utf-8;base64,{base64.b64encode(data).decode('ascii')}"
@@ -260,7 +279,8 @@ class CoursePilotDataLayer(SQLAlchemyDataLayer):
         for thread in threads or []:
             thread["metadata"] = _loads(thread.get("metadata")) or {}
             thread["tags"] = _loads(thread.get("tags"))
-            for step in thread.get("steps", []):
+            thread["steps"] = in_display_order(thread.get("steps", []))
+            for step in thread["steps"]:
                 step["metadata"] = _loads(step.get("metadata")) or {}
                 step["generation"] = _loads(step.get("generation"))
             for element in thread.get("elements") or []:
