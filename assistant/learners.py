@@ -256,7 +256,9 @@ class LearnerStore:
     def progress(self, learner_id: str) -> list[ProgressItem]:
         with Session(self.engine) as session:
             rows = session.scalars(
-                select(ProgressRow).where(ProgressRow.learner_id == learner_id).order_by(ProgressRow.updated_at)
+                select(ProgressRow)
+                .where(ProgressRow.learner_id == learner_id)
+                .order_by(ProgressRow.updated_at, ProgressRow.item_id)
             )
             return [ProgressItem(item_id=r.item_id, done=r.done, updated_at=r.updated_at) for r in rows]
 
@@ -287,7 +289,9 @@ class LearnerStore:
         done = self.completed(learner_id)
         with Session(self.engine) as session:
             rows = session.scalars(
-                select(PlaylistRow).where(PlaylistRow.learner_id == learner_id).order_by(PlaylistRow.created_at.desc())
+                select(PlaylistRow)
+                .where(PlaylistRow.learner_id == learner_id)
+                .order_by(PlaylistRow.created_at.desc(), PlaylistRow.id)
             ).all()
             return [self._saved(r, done) for r in rows]
 
@@ -311,7 +315,7 @@ class LearnerStore:
     def all_playlists(self) -> list[SavedPlaylist]:
         """Every saved playlist (for the L&D report)."""
         with Session(self.engine) as session:
-            rows = session.scalars(select(PlaylistRow).order_by(PlaylistRow.created_at)).all()
+            rows = session.scalars(select(PlaylistRow).order_by(PlaylistRow.created_at, PlaylistRow.id)).all()
             progress: dict[str, set[str]] = {}
             out = []
             for row in rows:
