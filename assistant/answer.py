@@ -185,11 +185,13 @@ def timed(timings: dict[str, float], name: str) -> Callable[[], None]:
     return stop
 
 
-async def to_async_iter(items: Iterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def to_async_iter(
+    items: Iterator[StreamEvent], on_thread_exit: Callable[[], None] | None = None
+) -> AsyncIterator[StreamEvent]:
     """Drive a blocking event iterator from asyncio: one worker thread per stream, events handed over a queue.
 
     (Calling next() through the shared executor once per token made 50 concurrent streams queue behind each
-    other's tokens.)
+    other's tokens.) `on_thread_exit` runs last on that thread, to release what it opened for itself.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -202,6 +204,9 @@ async def to_async_iter(items: Iterator[StreamEvent]) -> AsyncIterator[StreamEve
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
         else:
             loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+        finally:
+            if on_thread_exit is not None:
+                on_thread_exit()
 
     threading.Thread(target=pump, name="coursepilot-stream", daemon=True).start()
     while True:

@@ -285,7 +285,9 @@ class CoursePilot:
         level: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """stream() for asyncio callers (the chat UI)."""
-        async for event in to_async_iter(self.stream(question, history, course, level)):
+        # The stream's thread opens its own ledger connection; close it with the thread rather than leave it to GC.
+        events = to_async_iter(self.stream(question, history, course, level), on_thread_exit=self.index.ledger.close)
+        async for event in events:
             yield event
 
     # -- find a course ------------------------------------------------------------------------------------

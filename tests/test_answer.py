@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, make_settings
@@ -239,3 +242,26 @@ async def test_async_stream_keeps_order_and_reraises() -> None:
         async for event in to_async_iter(broken()):
             seen.append(event.text)
     assert seen == ["a"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+async def test_streamed_answers_close_their_ledger_connections(small: Settings) -> None:
+    """Each streamed answer runs on its own thread with its own ledger connection, closed with the thread."""
+    pilot = CoursePilot(small)
+    ledger = str(pilot.index.ledger.path)
+
+    def open_ledger_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if os.path.realpath(fd).startswith(ledger))
+
+    gc.disable()  # a connection left in a reference cycle would otherwise close at a random collection
+    try:
+        before = open_ledger_files()
+        for _ in range(10):
+            events = [event async for event in pilot.astream(QUESTION)]
+            assert events[-1].answer is not None and not events[-1].answer.refused
+        after = open_ledger_files()
+    finally:
+        gc.enable()
+    # One stream's files (database, WAL, shared memory) may still be closing as the last answer arrives.
+    assert after <= before + 3, f"{after - before} ledger files left open by 10 streamed answers"
