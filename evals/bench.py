@@ -877,6 +877,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def chroma_server(data_dir: Path, timeout: float = 90.0) -> Iterator[tuple[str, int, int]]:
     """`chroma run` on a free loopback port (as tests/conftest.py does); yields (host, port, pid)."""
+    from assistant.ui.launch import stop_process
+
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     if not Path(chroma).exists():
         raise RuntimeError("the `chroma` command (from the chromadb package) is not installed")
@@ -903,12 +905,7 @@ def chroma_server(data_dir: Path, timeout: float = 90.0) -> Iterator[tuple[str, 
                 time.sleep(0.3)
         yield "127.0.0.1", port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=15)
 
 
 def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> float:
@@ -947,7 +944,7 @@ def _ui_first_answer(settings: Settings, work_dir: Path, timeout: float = 300.0)
     import requests
     import socketio
 
-    from assistant.ui.launch import DEMO_ID, DEMO_PASSWORD, ui_process
+    from assistant.ui.launch import DEMO_ID, DEMO_PASSWORD, stop_process, ui_process
 
     ui_settings = settings.model_copy(
         update={
@@ -1033,12 +1030,7 @@ def _ui_first_answer(settings: Settings, work_dir: Path, timeout: float = 300.0)
     finally:
         with contextlib.suppress(Exception):
             client.disconnect()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
     return run
 
 

@@ -24,6 +24,7 @@ for _name in [n for n in os.environ if n.startswith("COURSEPILOT_")]:
 from fake_openai import fake_openai  # noqa: E402,F401
 
 from assistant.settings import Settings  # noqa: E402
+from assistant.ui.launch import stop_process, ui_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LIBRARY = ROOT / "data" / "courses"
@@ -126,11 +127,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         proc.kill()
         raise RuntimeError("chroma server did not start within 60 s")
     yield "127.0.0.1", port
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=10)
     log.close()
 
 
@@ -148,7 +145,6 @@ def running_chat_server(
     from pydantic import SecretStr
 
     from assistant.settings import UISettings
-    from assistant.ui.launch import ui_process
 
     settings = settings.model_copy(
         update={"ui": UISettings(users=users, auth_secret=SecretStr(auth_secret or secrets.token_urlsafe(32)))}
@@ -173,11 +169,6 @@ def running_chat_server(
             time.sleep(0.5)
         yield base, settings
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / log_artifact).write_text(log_path.read_text())

@@ -233,12 +233,17 @@ def run_ui(settings: Settings, host: str | None = None, port: int | None = None,
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            return proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        return stop_process(proc, timeout=10)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """Ask a child process to stop, kill it if it has not within `timeout` seconds; returns its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 __all__ = [
@@ -251,5 +256,6 @@ __all__ = [
     "run_ui",
     "settings_from_env",
     "settings_to_json",
+    "stop_process",
     "ui_process",
 ]
