@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from assistant.core.settings import Settings
     from assistant.pilot import CoursePilot
-    from assistant.settings import Settings
 
 __all__ = ["CoursePilot", "Settings"]
 
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return CoursePilot
     if name == "Settings":
-        from assistant.settings import Settings
+        from assistant.core.settings import Settings
 
         return Settings
     raise AttributeError(name)

@@ -13,17 +13,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assistant.answer import Answerer, StreamEvent, refusal_text, timed, to_async_iter
-from assistant.errors import CoursePilotError
-from assistant.finder import rank_courses
-from assistant.index import LibraryIndex
-from assistant.learners import LearnerStore
-from assistant.lexical import tokenize
-from assistant.playlist import parse_budget, plan
-from assistant.providers import ModelCallError, get_chat_model
-from assistant.retriever import RetrievalResult, Retriever
-from assistant.settings import Settings
-from assistant.types import Answer, ChatTurn, Course, CourseSuggestion, Evidence, Playlist
+from assistant.answering.answer import Answerer, StreamEvent, refusal_text, timed, to_async_iter
+from assistant.core.errors import CoursePilotError
+from assistant.core.settings import Settings
+from assistant.core.text import tokenize
+from assistant.core.types import Answer, ChatTurn, Course, CourseSuggestion, Evidence, Playlist
+from assistant.index.library import LibraryIndex
+from assistant.models.chat import ModelCallError, get_chat_model
+from assistant.planning.learners import LearnerStore
+from assistant.planning.playlist import parse_budget, plan
+from assistant.retrieval.finder import rank_courses
+from assistant.retrieval.retriever import RetrievalResult, Retriever
 
 _FOLLOW_UP = re.compile(
     r"^(and|also|but|so|then|what about|how about|why)\b|\b(it|its|this|that|these|those|they|them|there|one)\b",
@@ -107,9 +107,9 @@ class CoursePilot:
         if self.answerer.chat_model is not None:
             from langchain_core.messages import HumanMessage
 
-            from assistant.answer import format_history
-            from assistant.prompts import load_prompt
-            from assistant.providers import call_with_retries
+            from assistant.answering.answer import format_history
+            from assistant.answering.prompts import load_prompt
+            from assistant.models.chat import call_with_retries
 
             prompt = load_prompt("rewrite").render(history=format_history(history), question=question)
             try:
@@ -356,8 +356,8 @@ class CoursePilot:
         """A friendlier introduction written by the model; the items and their order stay the planner's."""
         from langchain_core.messages import HumanMessage
 
-        from assistant.prompts import load_prompt
-        from assistant.providers import call_with_retries
+        from assistant.answering.prompts import load_prompt
+        from assistant.models.chat import call_with_retries
 
         steps = "\n".join(f"{i}. {item.title} ({item.minutes} min): {item.why}" for i, item in enumerate(path.items, 1))
         prompt = load_prompt("playlist_intro").render(goal=path.goal, steps=steps)

@@ -27,14 +27,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.index import LibraryIndex
-from assistant.ledger import DocumentRecord
-from assistant.lexical import term_counts
-from assistant.providers import get_embedder
-from assistant.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted
-from assistant.settings import ChromaSettings, IndexSettings, RetrievalSettings, Settings
-from assistant.types import Chunk, Course, Location
-from ingest.chunker import index_text
+from assistant.core.settings import ChromaSettings, IndexSettings, RetrievalSettings, Settings
+from assistant.core.text import index_text, term_counts
+from assistant.core.types import Chunk, Course, Location
+from assistant.index.ledger import DocumentRecord
+from assistant.index.library import LibraryIndex
+from assistant.models.embeddings import get_embedder
+from assistant.retrieval.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted
 
 # Bumped whenever the way a BEIR document becomes a chunk changes, so an old index is never reused.
 LAYOUT_VERSION = 1

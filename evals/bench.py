@@ -66,7 +66,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field, SecretStr
 
-from assistant.settings import ChromaSettings, DatabaseSettings, IndexSettings, Settings, UISettings
+from assistant.core.processes import ProcessSpec, free_port, stop_process
+from assistant.core.settings import (
+    DEMO_ID,
+    DEMO_PASSWORD,
+    ChromaSettings,
+    DatabaseSettings,
+    IndexSettings,
+    Settings,
+    UISettings,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -76,6 +85,9 @@ Vectors = Literal["model", "proxy"]
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "evals" / "datasets" / "golden.yaml"
+
+# Builds the command that starts the chat UI (settings, host, port); the CLI passes the UI's own launcher.
+UILauncher = Callable[[Settings, str, int], ProcessSpec]
 
 
 def _find_scifact() -> Path | None:
@@ -350,7 +362,7 @@ class TextPool:
 
 def build_pool(sample_library: Path, scifact_dir: Path | None = SCIFACT_DIR, scifact_docs: int = 1200) -> TextPool:
     """Sentences from every section of the sample library (via our loaders) and the first SciFact abstracts."""
-    from ingest.chunker import count_tokens, split_sentences
+    from assistant.core.text import count_tokens, split_sentences
     from ingest.loaders import load_document, supported_suffixes
 
     sources: list[_Source] = []
@@ -599,7 +611,7 @@ class ProxyEmbedder:
         self.dimensions = int(vectors.shape[1])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        from ingest.chunker import split_sentences
+        from assistant.core.text import split_sentences
 
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -668,7 +680,7 @@ class _OursResult:
 
 def ingest_ours(settings: Settings, library: Path, embedder: Any) -> _OursResult:
     """One `IngestPipeline.run` with `embedder` doing the embedding; times the model and the Chroma writes."""
-    from assistant.index import LibraryIndex
+    from assistant.index.library import LibraryIndex
     from ingest.pipeline import IngestPipeline
 
     timed = _TimedEmbedder(embedder)
@@ -868,21 +880,13 @@ def measure_latency(settings: Settings, questions: Sequence[str]) -> dict[str, A
 
 
 # -- Chroma server ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def chroma_server(data_dir: Path, timeout: float = 90.0) -> Iterator[tuple[str, int, int]]:
     """`chroma run` on a free loopback port (as tests/conftest.py does); yields (host, port, pid)."""
-    from assistant.ui.launch import stop_process
-
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     if not Path(chroma).exists():
         raise RuntimeError("the `chroma` command (from the chromadb package) is not installed")
-    port = _free_port()
+    port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"chroma-server-{port}.log"
     with open(log_path, "wb") as log:
@@ -910,7 +914,7 @@ def chroma_server(data_dir: Path, timeout: float = 90.0) -> Iterator[tuple[str, 
 
 def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> float:
     """Copy the embedded collection's vectors and metadata to the server (no re-embedding); seconds."""
-    from assistant.store import VectorStore
+    from assistant.index.store import VectorStore
 
     started = time.perf_counter()
     source = VectorStore(embedded)
@@ -939,12 +943,10 @@ def copy_to_server(embedded: Settings, server: Settings, page: int = 5000) -> fl
 UI_QUESTION = "What is the SBI model?"
 
 
-def _ui_first_answer(settings: Settings, work_dir: Path, timeout: float = 300.0) -> StartupRun:
+def _ui_first_answer(settings: Settings, work_dir: Path, ui_launcher: UILauncher, timeout: float = 300.0) -> StartupRun:
     """Start the chat UI as `run_ui` does, sign in as the demo user, ask over its socket, time the first answer."""
     import requests
     import socketio
-
-    from assistant.ui.launch import DEMO_ID, DEMO_PASSWORD, stop_process, ui_process
 
     ui_settings = settings.model_copy(
         update={
@@ -952,8 +954,8 @@ def _ui_first_answer(settings: Settings, work_dir: Path, timeout: float = 300.0)
             "ui": UISettings(users="", auth_secret=SecretStr(uuid.uuid4().hex + uuid.uuid4().hex)),
         }
     )
-    port = _free_port()
-    spec = ui_process(ui_settings, "127.0.0.1", port, headless=True)
+    port = free_port()
+    spec = ui_launcher(ui_settings, "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
     log_path = work_dir / "ui-server.log"
     run = StartupRun(kind="ui", label="UI start to first answer (Chainlit, socket.io)", ok=False, question=UI_QUESTION)
@@ -1035,7 +1037,7 @@ def _ui_first_answer(settings: Settings, work_dir: Path, timeout: float = 300.0)
 
 
 def _cli_first_answer(settings: Settings, timeout: float = 300.0) -> StartupRun:
-    """`python -m assistant.cli ask` in a fresh process over the given index: cold start to first answer."""
+    """`python -m assistant.apps.cli ask` in a fresh process over the given index: cold start to first answer."""
     env = dict(os.environ)
     env.update(
         {
@@ -1049,7 +1051,7 @@ def _cli_first_answer(settings: Settings, timeout: float = 300.0) -> StartupRun:
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "assistant.cli", "ask", UI_QUESTION, "--json"],
+            [sys.executable, "-m", "assistant.apps.cli", "ask", UI_QUESTION, "--json"],
             env=env,
             cwd=str(ROOT),
             capture_output=True,
@@ -1068,9 +1070,13 @@ def _cli_first_answer(settings: Settings, timeout: float = 300.0) -> StartupRun:
     return run
 
 
-def first_answer(settings: Settings, work_dir: Path) -> StartupRun:
+def first_answer(settings: Settings, work_dir: Path, ui_launcher: UILauncher | None) -> StartupRun:
     """Seconds from starting the Chainlit UI to its first answer; the CLI cold start if the UI run fails."""
-    run = _ui_first_answer(settings, work_dir)
+    if ui_launcher is None:
+        run = StartupRun(kind="ui", label="UI start to first answer", ok=False, question=UI_QUESTION)
+        run.error = "no UI launcher was given (run it as `coursepilot bench`)"
+    else:
+        run = _ui_first_answer(settings, work_dir, ui_launcher)
     if run.ok:
         return run
     cli = _cli_first_answer(settings)
@@ -1114,6 +1120,7 @@ def run_bench(
     pool_docs: int = 400,
     seed: int = 7,
     extra_backends: Sequence[str] = (),
+    ui_launcher: UILauncher | None = None,
 ) -> BenchReport:
     """Measure ingest, re-ingest, query latency, memory and start-up for CoursePilot and the LangChain baseline.
 
@@ -1124,7 +1131,7 @@ def run_bench(
     `extra_backends` (e.g. ("torch",)) adds CoursePilot first-ingest rows on the sample library with those embedding
     backends, to separate the pipeline's effect from the backend's.
     """
-    from assistant.providers import get_embedder
+    from assistant.models.embeddings import get_embedder
 
     say = progress or (lambda _msg: None)
     t_start = time.perf_counter()
@@ -1326,7 +1333,7 @@ def run_bench(
         else:
             with mem.phase("ui first answer"):
                 say("start-up to first answer")
-                report.startup = first_answer(target, work)
+                report.startup = first_answer(target, work, ui_launcher)
 
     server_ctx: contextlib.ExitStack = contextlib.ExitStack()
     server: tuple[str, int, int] | None = None
@@ -1823,6 +1830,7 @@ def bench_command(
     json_path: Path | None = None,
     plot: Path | None = None,
     markdown: bool = False,
+    ui_launcher: UILauncher | None = None,
 ) -> int:
     """What `coursepilot bench` and `python -m evals.bench` run: the benchmark, then a table (or JSON on stdout),
     optionally a JSON file, a plot and the README's Markdown.
@@ -1849,6 +1857,7 @@ def bench_command(
         model_max_chunks=model_max_chunks,
         baseline_max_chunks=baseline_max_chunks,
         extra_backends=tuple(extra_backends),
+        ui_launcher=ui_launcher,
         **chosen,
     )
     if json_path is not None:

@@ -31,9 +31,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.index import LibraryIndex
-from assistant.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted, query_coverage
-from assistant.settings import RetrievalSettings, Settings
+from assistant.core.settings import RetrievalSettings, Settings
+from assistant.index.library import LibraryIndex
+from assistant.retrieval.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted, query_coverage
 from evals.beir import BeirDataset, benchmark_settings, chunk_for, load_dataset, open_beir_index
 
 Objective = Literal["balanced_accuracy", "f1"]

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from assistant.errors import CoursePilotError
-from assistant.types import Level
+from assistant.core.errors import CoursePilotError
+from assistant.core.types import Level
 
 __all__ = [
     "AnswerCase",

@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from assistant.errors import ConfigError
-from assistant.providers import ModelCallError, call_with_retries, get_chat_model
-from assistant.settings import Settings
-from assistant.types import Answer
+from assistant.core.errors import ConfigError
+from assistant.core.settings import Settings
+from assistant.core.types import Answer
+from assistant.models.chat import ModelCallError, call_with_retries, get_chat_model
 from evals.metrics import MetricValue
 
 __all__ = ["JUDGE_PROMPT_VARIABLES", "Judge", "judge_enabled", "make_judge", "parse_judge_json"]
 
-# What each judge prompt must use (to be mirrored in assistant.prompts.ALLOWED_VARIABLES).
+# What each judge prompt must use (to be mirrored in assistant.answering.prompts.ALLOWED_VARIABLES).
 JUDGE_PROMPT_VARIABLES: dict[str, set[str]] = {
     "judge_faithfulness": {"context", "question", "answer"},
     "judge_relevance": {"question", "answer"},
@@ -34,8 +34,8 @@ _MAX_CONTEXT_CHARS = 12_000
 
 
 def _render(name: str, **values: str) -> str:
-    """Render prompts/<name>.md; through assistant.prompts once the prompt is registered there."""
-    from assistant import prompts
+    """Render prompts/<name>.md; through assistant.answering.prompts once the prompt is registered there."""
+    from assistant.answering import prompts
 
     if name in prompts.ALLOWED_VARIABLES:
         return prompts.load_prompt(name).render(**values)

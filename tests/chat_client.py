@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import socketio
 
-from assistant.ui import render
+from assistant.apps.ui import render
 
 ANSWER_TIMEOUT = 90.0  # s per question
 

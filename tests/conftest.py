@@ -23,8 +23,9 @@ for _name in [n for n in os.environ if n.startswith("COURSEPILOT_")]:
 
 from fake_openai import fake_openai  # noqa: E402,F401
 
-from assistant.settings import Settings  # noqa: E402
-from assistant.ui.launch import stop_process, ui_process  # noqa: E402
+from assistant.apps.ui.launch import ui_process  # noqa: E402
+from assistant.core.processes import stop_process  # noqa: E402
+from assistant.core.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LIBRARY = ROOT / "data" / "courses"
@@ -144,7 +145,7 @@ def running_chat_server(
 
     from pydantic import SecretStr
 
-    from assistant.settings import UISettings
+    from assistant.core.settings import UISettings
 
     settings = settings.model_copy(
         update={"ui": UISettings(users=users, auth_secret=SecretStr(auth_secret or secrets.token_urlsafe(32)))}

@@ -12,10 +12,10 @@ import pytest
 from conftest import FIXTURES, make_settings
 from fake_openai import FakeOpenAIServer, Reply
 
-from assistant.citations import number_citations, resolve_keys
+from assistant.answering.citations import number_citations, resolve_keys
+from assistant.core.settings import Settings
+from assistant.core.types import ChatTurn, Chunk, Evidence, Location
 from assistant.pilot import CoursePilot, rule_rewrite
-from assistant.settings import Settings
-from assistant.types import ChatTurn, Chunk, Evidence, Location
 from ingest.pipeline import IngestPipeline
 
 INJECTION = """# Office Tips
@@ -176,7 +176,7 @@ def test_injected_course_text_stays_data(small: Settings, fake_openai: FakeOpenA
 
 
 def test_evidence_cannot_close_its_own_tag(small: Settings) -> None:
-    from assistant.answer import format_evidence
+    from assistant.answering.answer import format_evidence
 
     loc = Location(course_id="c", course_title="C", module="m", module_title="M")
     chunk = Chunk(
@@ -218,7 +218,7 @@ def test_resolve_and_number_citations() -> None:
 
 
 def test_empty_and_oversized_questions_get_clear_errors(small: Settings) -> None:
-    from assistant.errors import CoursePilotError
+    from assistant.core.errors import CoursePilotError
 
     pilot = CoursePilot(small)
     with pytest.raises(CoursePilotError, match="empty"):
@@ -228,7 +228,7 @@ def test_empty_and_oversized_questions_get_clear_errors(small: Settings) -> None
 
 
 async def test_async_stream_keeps_order_and_reraises() -> None:
-    from assistant.answer import StreamEvent, to_async_iter
+    from assistant.answering.answer import StreamEvent, to_async_iter
 
     events = [StreamEvent(type="token", text=str(i)) for i in range(50)]
     assert [e.text async for e in to_async_iter(iter(events))] == [str(i) for i in range(50)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import make_settings
 
-from assistant.retriever import Ranked, fuse_rrf, fuse_weighted
-from assistant.settings import Settings
+from assistant.core.settings import Settings
+from assistant.retrieval.retriever import Ranked, fuse_rrf, fuse_weighted
 from evals.beir import BeirResult, Variant, mrr_at_k, ndcg_at_k, recall_at_k, run_beir, score_rankings
 from evals.calibrate import QuerySignals, Signals, calibrate_refusal, choose_thresholds, refusal_stats
 

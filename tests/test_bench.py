@@ -75,7 +75,7 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
         "COURSEPILOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cp.db'}",
     }
     plot = tmp_path / "bench.png"
-    argv = [sys.executable, "-m", "assistant.cli", "bench", "--quick", "--json", "--extra-backends", "onnx"]
+    argv = [sys.executable, "-m", "assistant.apps.cli", "bench", "--quick", "--json", "--extra-backends", "onnx"]
     result = subprocess.run(
         [*argv, "--work-dir", str(tmp_path / "bench"), "--plot", str(plot)],
         env=env,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_LIBRARY, make_settings
 
-from assistant.providers import LocalEmbedder, get_embedder
-from assistant.settings import EmbeddingSettings
+from assistant.core.settings import EmbeddingSettings
+from assistant.models.embeddings import LocalEmbedder, get_embedder
 
 QUESTIONS = [
     "How do I give feedback that someone can act on?",

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from conftest import ARTIFACTS
 
-from assistant.errors import CoursePilotError
-from assistant.settings import Settings
-from assistant.types import Location, PlaylistItem
+from assistant.core.errors import CoursePilotError
+from assistant.core.settings import Settings
+from assistant.core.types import Location, PlaylistItem
 from evals import metrics as m
 from evals.dataset import ExpectedLocation, dataset_json_schema, load_dataset
 from evals.runner import (

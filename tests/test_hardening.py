@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT, make_settings
 from fake_openai import FakeOpenAIServer, Reply
 
+from assistant.core.settings import Settings
 from assistant.pilot import CoursePilot
-from assistant.settings import Settings
 
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 
@@ -24,7 +24,7 @@ SECRET = "sk-live-DO-NOT-LEAK-4242"
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """`coursepilot ARGS` in a fresh process with exactly `env`, as a user's shell would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args],
+        [sys.executable, "-m", "assistant.apps.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -170,7 +170,7 @@ def test_an_unexpected_error_is_one_line_with_exit_code_4(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug never shows the user a traceback: one line and a fix on stderr, exit 4, the trace in the debug log."""
-    from assistant import cli
+    from assistant.apps import cli
 
     def broken() -> None:
         raise RuntimeError("an invariant broke")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, ROOT, make_settings
 
-from assistant.errors import IndexMismatchError
-from assistant.index import LibraryIndex
+from assistant.core.errors import IndexMismatchError
+from assistant.core.settings import Settings
+from assistant.core.text import index_text
+from assistant.index.library import LibraryIndex
 from assistant.pilot import CoursePilot
-from assistant.settings import Settings
-from ingest.chunker import index_text
 from ingest.pipeline import IngestPipeline, IngestReport
 
 MANIFEST = """\
@@ -127,7 +127,7 @@ def test_moved_or_repaged_text_reuses_its_vectors(tmp_path: Path, library: Path)
     """New ids whose embedded text is already indexed take the stored vectors; --full embeds everything again."""
     from pypdf import PdfReader, PdfWriter
 
-    from assistant.providers import get_embedder
+    from assistant.models.embeddings import get_embedder
 
     settings = make_settings(tmp_path)
     ingest(settings, library)
@@ -165,7 +165,7 @@ def test_moved_or_repaged_text_reuses_its_vectors(tmp_path: Path, library: Path)
 
 def test_a_running_pilot_sees_each_reingest(tmp_path: Path, library: Path) -> None:
     """The per-question caches (catalogue, readiness) follow the ledger: a long-lived UI process never serves stale."""
-    from assistant.errors import IndexMissingError
+    from assistant.core.errors import IndexMissingError
 
     settings = make_settings(tmp_path)
     ingest(settings, library)
@@ -318,7 +318,7 @@ def _run_ingest(settings: Settings, lib: Path, pause_at: str | None) -> subproce
     if pause_at:
         env["COURSEPILOT_DEBUG_PAUSE_AT"] = pause_at
     return subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "ingest", str(lib), "--json"],
+        [sys.executable, "-m", "assistant.apps.cli", "ingest", str(lib), "--json"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import ARTIFACTS, ROOT, SAMPLE_LIBRARY, make_settings
 
-from assistant.insights import (
+from assistant.apps.insights import (
     InsightsReport,
     build_report,
     load_snapshot,
@@ -22,8 +22,8 @@ from assistant.insights import (
     write_html,
     write_json,
 )
-from assistant.learners import LearnerStore
 from assistant.pilot import CoursePilot
+from assistant.planning.learners import LearnerStore
 from evals.dataset import AnswerCase, load_dataset
 from ingest.pipeline import IngestPipeline
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import postgres_url
 
-from assistant.errors import ConfigError, NotFoundError
-from assistant.learners import LearnerStore, hash_password, verify_password
-from assistant.types import Answer, Citation, Location, Playlist, PlaylistItem
+from assistant.core.errors import ConfigError, NotFoundError
+from assistant.core.types import Answer, Citation, Location, Playlist, PlaylistItem
+from assistant.planning.learners import LearnerStore, hash_password, verify_password
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

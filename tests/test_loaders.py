@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import ingest.loaders as loaders
-from assistant.errors import LoaderError
-from assistant.types import LoadedDocument, Section
+from assistant.core.errors import LoaderError
+from assistant.core.types import LoadedDocument, Section
 from ingest.loaders import LoaderLimits, load_document, register, supported_suffixes
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.errors import PrerequisiteCycleError
-from assistant.playlist import module_item_id, parse_budget, plan
-from assistant.types import Chunk, Course, Evidence, Location, ModuleInfo
+from assistant.core.errors import PrerequisiteCycleError
+from assistant.core.types import Chunk, Course, Evidence, Location, ModuleInfo
+from assistant.planning.playlist import module_item_id, parse_budget, plan
 
 LEVELS = ["beginner", "intermediate", "advanced"]
 

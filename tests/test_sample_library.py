@@ -12,10 +12,10 @@ from conftest import make_settings
 from fake_openai import FakeOpenAIServer, Reply
 from typer.testing import CliRunner
 
-from assistant.chat import ChatRouter, route
-from assistant.cli import app
+from assistant.apps.chat import ChatRouter, route
+from assistant.apps.cli import app
+from assistant.core.settings import Settings
 from assistant.pilot import CoursePilot
-from assistant.settings import Settings
 
 
 def env_for(settings: Settings) -> dict[str, str]:

@@ -18,8 +18,8 @@ import pytest
 from chat_client import Session, login, run_session
 from conftest import SAMPLE_LIBRARY, make_settings, postgres_url, running_chat_server
 
-from assistant.learners import hash_password
-from assistant.settings import Settings
+from assistant.core.settings import Settings
+from assistant.planning.learners import hash_password
 from ingest.pipeline import IngestPipeline
 
 pytestmark = [pytest.mark.slow]
@@ -77,7 +77,7 @@ async def _ask_until_served(base: str, user: str, token: str) -> str:
 
 def _diagnose(settings: Settings, worker: str, folder: Path, answer: str) -> str:
     """What to look at when a worker does not serve the new course: the index itself, then the worker's log."""
-    from assistant.index import LibraryIndex
+    from assistant.index.library import LibraryIndex
     from assistant.pilot import CoursePilot
 
     fresh = CoursePilot(settings).ask(NEW_QUESTION)

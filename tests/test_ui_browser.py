@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from conftest import ARTIFACTS, running_chat_server
 
-from assistant.learners import LearnerStore, hash_password
-from assistant.settings import DatabaseSettings, Settings
+from assistant.core.settings import DatabaseSettings, Settings
+from assistant.planning.learners import LearnerStore, hash_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

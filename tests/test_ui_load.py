@@ -23,8 +23,8 @@ import pytest
 from chat_client import Session, login, run_session, strings
 from conftest import ARTIFACTS, running_chat_server
 
-from assistant.learners import hash_password
-from assistant.settings import DatabaseSettings, Settings
+from assistant.core.settings import DatabaseSettings, Settings
+from assistant.planning.learners import hash_password
 
 pytestmark = [pytest.mark.slow]
 

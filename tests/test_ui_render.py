@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_LIBRARY, make_settings, postgres_url
 
-from assistant.answer import NO_ANSWER_TEXT
-from assistant.chat import ProgressView
-from assistant.errors import ConfigError, CoursePilotError
-from assistant.learners import LearnerStore, SavedPlaylist, hash_password
+from assistant.answering.answer import NO_ANSWER_TEXT
+from assistant.apps.chat import ProgressView
+from assistant.apps.ui import launch, render
+from assistant.core.errors import ConfigError, CoursePilotError
+from assistant.core.types import Answer, Citation, CourseSuggestion, Location, Playlist, PlaylistItem
 from assistant.pilot import FindResult
-from assistant.types import Answer, Citation, CourseSuggestion, Location, Playlist, PlaylistItem
-from assistant.ui import launch, render
+from assistant.planning.learners import LearnerStore, SavedPlaylist, hash_password
 
 SBI = Location(
     course_id="giving-feedback",
@@ -278,7 +278,7 @@ def test_auth_secret_is_configured_or_generated_once(tmp_path: Path) -> None:
 def test_ui_process_command_env_and_project_folder(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, ui={"auth_secret": "x" * 40, "port": 8123})
     spec = launch.ui_process(settings, headless=True)
-    assert spec.argv[1:4] == ["-m", "chainlit", "run"] and spec.argv[4].endswith("assistant/ui/app.py")
+    assert spec.argv[1:4] == ["-m", "chainlit", "run"] and spec.argv[4].endswith("assistant/apps/ui/app.py")
     assert spec.argv[-5:] == ["--host", "127.0.0.1", "--port", "8123", "--headless"]
     assert "--headless" not in launch.ui_process(settings, headless=False).argv
     assert spec.env["CHAINLIT_AUTH_SECRET"] == "x" * 40
@@ -299,7 +299,7 @@ def test_chainlit_config_disables_uploads_and_names_the_app() -> None:
 
 # -- chat history data layer ------------------------------------------------------------------------------
 def test_async_urls_and_schema_sql() -> None:
-    from assistant.ui.datalayer import async_url, create_table_sql
+    from assistant.apps.ui.datalayer import async_url, create_table_sql
 
     assert async_url("sqlite:///x/cp.db") == "sqlite+aiosqlite:///x/cp.db"
     assert async_url("postgresql+psycopg://u:p@h:5432/db") == "postgresql+asyncpg://u:p@h:5432/db"
@@ -313,7 +313,7 @@ def test_async_urls_and_schema_sql() -> None:
 
 
 def test_resumed_steps_list_a_parent_before_its_children_at_the_same_instant() -> None:
-    from assistant.ui.datalayer import in_display_order
+    from assistant.apps.ui.datalayer import in_display_order
 
     at, later = "2026-11-29T10:00:00.000001Z", "2026-11-29T10:00:00.000002Z"
     # As PostgreSQL may return them: sorted by time, the tie in any order.
@@ -340,7 +340,7 @@ async def test_data_layer_keeps_threads_elements_and_feedback(tmp_path: Path, ba
     from chainlit.types import Feedback
     from chainlit.user import User
 
-    from assistant.ui.datalayer import CoursePilotDataLayer, ensure_schema
+    from assistant.apps.ui.datalayer import CoursePilotDataLayer, ensure_schema
 
     ensure_schema(url)  # idempotent
     layer = CoursePilotDataLayer(url)

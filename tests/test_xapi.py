@@ -19,10 +19,9 @@ import pytest
 from conftest import ROOT, make_settings
 from pydantic import SecretStr
 
-from assistant.learners import SavedPlaylist
-from assistant.settings import XAPISettings
-from assistant.types import Answer, Citation, Location, Playlist, PlaylistItem
-from assistant.xapi import (
+from assistant.core.settings import XAPISettings
+from assistant.core.types import Answer, Citation, Location, Playlist, PlaylistItem
+from assistant.integrations.xapi import (
     VERB_ANSWERED,
     VERB_ASKED,
     VERB_COMPLETED,
@@ -33,6 +32,7 @@ from assistant.xapi import (
     emit_for_answer,
     validate_statement,
 )
+from assistant.planning.learners import SavedPlaylist
 
 USER = "lrs-user"
 PASSWORD = "pw-Zq8!sekret-7731"
@@ -347,8 +347,8 @@ def test_statements_left_by_a_crashed_process_are_sent_by_the_next(tmp_path: Pat
     child = f"""
 import json, os, sys
 from pydantic import SecretStr
-from assistant.settings import XAPISettings
-from assistant.xapi import StatementFactory, XAPIClient
+from assistant.core.settings import XAPISettings
+from assistant.integrations.xapi import StatementFactory, XAPIClient
 client = XAPIClient(XAPISettings(endpoint={endpoint!r}, username={USER!r}, password=SecretStr({PASSWORD!r})),
                     {str(queue)!r}, backoff_base_s=0.05, backoff_max_s=0.2)
 f = StatementFactory()
@@ -440,7 +440,7 @@ def test_password_never_appears_in_logs_or_errors(
     errors.append(str(url_client.last_error))
     url_client.close(0)
 
-    assert any(r.name == "assistant.xapi" for r in caplog.records)  # the outage was logged...
+    assert any(r.name == "assistant.integrations.xapi" for r in caplog.records)  # the outage was logged...
     text = caplog.text + "\n".join(errors)
     assert PASSWORD not in text and TOKEN not in text  # ...without the secret
 

@@ -3,7 +3,7 @@
 Public API:
 
 - ``load_document(path, limits=None)`` dispatches on the lowercase suffix after common checks
-  (missing, empty, too large) and returns a :class:`~assistant.types.LoadedDocument`.
+  (missing, empty, too large) and returns a :class:`~assistant.core.types.LoadedDocument`.
 - ``supported_suffixes()`` lists the suffixes that have a loader.
 - ``register(*suffixes)`` registers a loader ``fn(path, limits) -> LoadedDocument``.
 - ``LoaderLimits`` bounds what a loader accepts.
@@ -25,8 +25,8 @@ from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.errors import LoaderError
-from assistant.types import LoadedDocument, Section
+from assistant.core.errors import LoaderError
+from assistant.core.types import LoadedDocument, Section
 
 __all__ = [
     "LoaderError",

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import LoaderError
-from assistant.types import LoadedDocument
+from assistant.core.errors import LoaderError
+from assistant.core.types import LoadedDocument
 from ingest.loaders import LoaderLimits, SectionBuilder, check_zip, pick_title, register, render_table
 
 FIX_CORRUPT = "open it in Word and save it again as .docx, then re-add it."

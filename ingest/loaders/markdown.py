@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from assistant.types import LoadedDocument
+from assistant.core.types import LoadedDocument
 from ingest.loaders import (
     LoaderLimits,
     SectionBuilder,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import LoaderError
-from assistant.types import LoadedDocument
+from assistant.core.errors import LoaderError
+from assistant.core.types import LoadedDocument
 from ingest.loaders import LoaderLimits, SectionBuilder, clean_inline, pick_title, register
 
 FIX_CORRUPT = "re-export the PDF from its source application (or print it to a new PDF) and re-add it."

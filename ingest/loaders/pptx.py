@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import LoaderError
-from assistant.types import LoadedDocument
+from assistant.core.errors import LoaderError
+from assistant.core.types import LoadedDocument
 from ingest.loaders import (
     LoaderLimits,
     SectionBuilder,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assistant.types import LoadedDocument
+from assistant.core.types import LoadedDocument
 from ingest.loaders import LoaderLimits, SectionBuilder, check_text_size, decode_text, pick_title, register
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•‣◦]|\d+[.)])\s+")

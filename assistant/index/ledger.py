@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from assistant.errors import ConfigError
-from assistant.types import Chunk, Course, Location
+from assistant.core.errors import ConfigError
+from assistant.core.types import Chunk, Course, Location
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

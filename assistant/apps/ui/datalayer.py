@@ -34,8 +34,8 @@ from chainlit.logger import logger as chainlit_logger
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from assistant.errors import ConfigError
-from assistant.learners import LearnerStore, engine_for, sync_url
+from assistant.core.errors import ConfigError
+from assistant.planning.learners import LearnerStore, engine_for, sync_url
 
 if TYPE_CHECKING:
     from chainlit.element import Element

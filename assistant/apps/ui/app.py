@@ -1,6 +1,6 @@
 """Chainlit handlers for the CoursePilot web chat. Thin: route, call CoursePilot in threads, render, reply.
 
-Start it with `coursepilot ui` (assistant.ui.launch.run_ui), which sets the environment this module reads.
+Start it with `coursepilot ui` (assistant.apps.ui.launch.run_ui), which sets the environment this module reads.
 Every turn goes through ChatRouter.choose; questions stream with CoursePilot.astream. Learners only ever see
 short friendly messages: CoursePilotError text, or a generic apology with the details in the server log.
 """
@@ -25,16 +25,16 @@ from fastapi import Depends, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from assistant.chat import ChatRouter
-from assistant.errors import CoursePilotError
-from assistant.learners import LearnerStore
+from assistant.apps.chat import ChatRouter
+from assistant.apps.ui import render
+from assistant.apps.ui.datalayer import CoursePilotDataLayer, inline_url
+from assistant.apps.ui.launch import UserEntry, authenticate, parse_users, settings_from_env
+from assistant.core.errors import CoursePilotError
+from assistant.core.settings import Settings
+from assistant.core.types import Answer, ChatTurn, Location, Playlist
+from assistant.integrations.xapi import XAPIRecorder
 from assistant.pilot import CoursePilot
-from assistant.settings import Settings
-from assistant.types import Answer, ChatTurn, Location, Playlist
-from assistant.ui import render
-from assistant.ui.datalayer import CoursePilotDataLayer, inline_url
-from assistant.ui.launch import UserEntry, authenticate, parse_users, settings_from_env
-from assistant.xapi import XAPIRecorder
+from assistant.planning.learners import LearnerStore
 
 log = logging.getLogger("coursepilot.ui")
 
@@ -305,7 +305,7 @@ async def send_insights_report(learner: str) -> None:
     if user_role() != "lnd":
         await say("The insights report is for L&D staff. Ask your L&D team if you need it.")
         return
-    from assistant.insights import build_report, write_html
+    from assistant.apps.insights import build_report, write_html
 
     data = await asyncio.to_thread(build_report, store(), pilot())
     folder = Path(settings().index.dir).resolve().parent / "reports"

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.errors import CoursePilotError
-from assistant.learners import SavedPlaylist
+from assistant.core.errors import CoursePilotError
+from assistant.core.types import Answer, ChatTurn, Playlist
 from assistant.pilot import CoursePilot, FindResult
-from assistant.types import Answer, ChatTurn, Playlist
+from assistant.planning.learners import SavedPlaylist
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ class ChatRouter:
     def _model_route(self, model: Any, message: str) -> tuple[Intent, str] | None:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from assistant.prompts import load_prompt
-        from assistant.providers import ModelCallError, call_with_retries
+        from assistant.answering.prompts import load_prompt
+        from assistant.models.chat import ModelCallError, call_with_retries
 
         tools = make_tools(self.pilot, learner_id=None)
         bound = model.bind_tools(tools)

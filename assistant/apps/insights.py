@@ -54,12 +54,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.lexical import STOPWORDS, tokenize
-from assistant.types import Chunk, Course, Location
+from assistant.core.text import STOPWORDS, tokenize
+from assistant.core.types import Chunk, Course, Location
 
 if TYPE_CHECKING:
-    from assistant.learners import LearnerStore, QuestionLogEntry, SavedPlaylist
     from assistant.pilot import CoursePilot
+    from assistant.planning.learners import LearnerStore, QuestionLogEntry, SavedPlaylist
 
 __all__ = [
     "CLUSTER_DISTANCE",
@@ -414,7 +414,7 @@ def _content_gaps(
     texts = list(dict.fromkeys(_text(e) for e in reversed(gaps)))[:MAX_GAP_QUESTIONS]
     position = {t: i for i, t in enumerate(texts)}
     gaps = [e for e in gaps if _text(e) in position]
-    from assistant.providers import get_embedder
+    from assistant.models.embeddings import get_embedder
 
     vectors = np.asarray(get_embedder(pilot.settings.embedding).embed_documents(texts), dtype=np.float32)
     labels = _cluster(vectors, threshold)

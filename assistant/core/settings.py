@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Bumped whenever chunk boundaries change for the same settings, so old vectors are never mixed in.
 CHUNKER_VERSION = 2
 
+# The single demo user that signs in when COURSEPILOT_UI_USERS is empty.
+DEMO_ID = "demo"
+DEMO_PASSWORD = "demo"
+
 
 class LibrarySettings(BaseModel):
     dir: Path = Field(default=Path("data/courses"), description="Folder of course folders to ingest and serve.")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from assistant.errors import CoursePilotError, ModelError
+from assistant.core.errors import CoursePilotError, ModelError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,7 +43,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 def settings_from_env() -> Any:
     from pydantic import ValidationError
 
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     try:
         return Settings()
@@ -77,7 +77,7 @@ def ingest(
     """Index course folders; only what changed since the last run is re-embedded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from assistant.providers import get_embedder
+    from assistant.models.embeddings import get_embedder
     from ingest.pipeline import FileResult, IngestPipeline
 
     settings = settings_from_env()
@@ -292,7 +292,7 @@ def progress(
     as_json: JsonFlag = False,
 ) -> None:
     """Mark items done for a learner, and list their progress and saved paths."""
-    from assistant.learners import LearnerStore
+    from assistant.planning.learners import LearnerStore
 
     settings = settings_from_env()
     try:
@@ -358,8 +358,8 @@ def ui(
     as_json: JsonFlag = False,
 ) -> None:
     """Start the Chainlit chat for learners on the configured library (no API key needed)."""
-    from assistant.index import LibraryIndex
-    from assistant.ui.launch import run_ui
+    from assistant.apps.ui.launch import run_ui
+    from assistant.index.library import LibraryIndex
 
     settings = settings_from_env()
     try:
@@ -385,7 +385,7 @@ def report(
     """L&D insights: content gaps, demand, thumbs-down answers and what a re-ingest changed."""
     from datetime import datetime
 
-    from assistant.insights import build_report, write_csv, write_html
+    from assistant.apps.insights import build_report, write_csv, write_html
     from assistant.pilot import CoursePilot
 
     pilot = CoursePilot(settings_from_env())
@@ -461,6 +461,7 @@ def bench(
 
     Exit code 0 when every measured target passes, 1 when one fails, 2 on bad options.
     """
+    from assistant.apps.ui.launch import ui_process
     from evals.bench import bench_command
 
     settings = settings_from_env()
@@ -491,6 +492,7 @@ def bench(
             as_json=as_json,
             json_path=save,
             plot=plot,
+            ui_launcher=lambda s, host, port: ui_process(s, host, port, headless=True),
         )
     except CoursePilotError as exc:
         fail(exc, as_json)
@@ -506,7 +508,7 @@ def hash_password_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Print a COURSEPILOT_UI_USERS entry for a user; the password is read without echo."""
-    from assistant.learners import hash_password
+    from assistant.planning.learners import hash_password
 
     if role not in {"learner", "lnd"}:
         fail(CoursePilotError(f"Unknown role '{role}'.", "use --role learner or --role lnd."), as_json)

@@ -1,6 +1,6 @@
 """Start the Chainlit web chat, and the sign-in rules it uses.
 
-`run_ui(settings)` runs `python -m chainlit run assistant/ui/app.py --host H --port P [--headless]` as a child
+`run_ui(settings)` runs `python -m chainlit run assistant/apps/ui/app.py --host H --port P [--headless]` as a child
 process with:
 
 - cwd and CHAINLIT_APP_ROOT = the project folder holding `chainlit.md`, `.chainlit/config.toml` and `public/`
@@ -31,19 +31,18 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from assistant.errors import ConfigError
-from assistant.learners import hash_password, verify_password
-from assistant.settings import Settings
+from assistant.core.errors import ConfigError
+from assistant.core.processes import ProcessSpec, stop_process
+from assistant.core.settings import DEMO_ID, DEMO_PASSWORD, Settings
+from assistant.planning.learners import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 APP_PATH = Path(__file__).resolve().with_name("app.py")
 SETTINGS_ENV = "CP_UI_SETTINGS_JSON"
 SECRET_FILE = Path(".coursepilot/auth_secret")
 ROLES = ("learner", "lnd")
-DEMO_ID = "demo"
-DEMO_PASSWORD = "demo"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
@@ -180,13 +179,7 @@ def app_root() -> Path:
     return Path.cwd()
 
 
-@dataclass
-class UIProcess:
-    """How to start the chat server: command line, environment and working folder."""
-
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
+UIProcess = ProcessSpec
 
 
 def ui_process(
@@ -234,16 +227,6 @@ def run_ui(settings: Settings, host: str | None = None, port: int | None = None,
         return proc.wait()
     except KeyboardInterrupt:
         return stop_process(proc, timeout=10)
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float) -> int:
-    """Ask a child process to stop, kill it if it has not within `timeout` seconds; returns its exit code."""
-    proc.terminate()
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 __all__ = [

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from assistant.errors import ConfigError
-from assistant.settings import Settings
-from assistant.types import Chunk
+from assistant.core.errors import ConfigError
+from assistant.core.settings import Settings
+from assistant.core.types import Chunk
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from assistant.citations import number_citations, resolve_keys
-from assistant.lexical import tokenize
-from assistant.prompts import load_prompt
-from assistant.providers import ModelCallError, call_with_retries, stream_with_retries
-from assistant.settings import Settings
-from assistant.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
-from ingest.chunker import split_sentences
+from assistant.answering.citations import number_citations, resolve_keys
+from assistant.answering.prompts import load_prompt
+from assistant.core.settings import Settings
+from assistant.core.text import split_sentences, tokenize
+from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
+from assistant.models.chat import ModelCallError, call_with_retries, stream_with_retries
 
 # The one phrase that means "not in the library", shared by the prompt, the parser and the UI.
 CANNOT_ANSWER = "I cannot answer this from the course library."

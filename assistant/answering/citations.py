@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.types import Citation, Evidence
+from assistant.core.types import Citation, Evidence
 
 _KEY_GROUP = re.compile(r"\[((?:S\d+)(?:\s*[,;]\s*S\d+)*)\]")
 _NUMBERED = re.compile(r"\[(S\d+)\]")

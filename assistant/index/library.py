@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from assistant.errors import IndexMismatchError, IndexMissingError
-from assistant.ledger import Ledger
-from assistant.lexical import LexicalIndex
-from assistant.settings import Settings
-from assistant.store import VectorStore
+from assistant.core.errors import IndexMismatchError, IndexMissingError
+from assistant.core.settings import Settings
+from assistant.index.ledger import Ledger
+from assistant.index.lexical import LexicalIndex
+from assistant.index.store import VectorStore
 
 
 class LibraryIndex:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from assistant.answer import NO_ANSWER_TEXT
-from assistant.errors import CoursePilotError
-from assistant.types import Answer, ChatTurn, Citation, CourseSuggestion, Location, Playlist
+from assistant.answering.answer import NO_ANSWER_TEXT
+from assistant.core.errors import CoursePilotError
+from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Location, Playlist
 
 if TYPE_CHECKING:  # heavy imports (index, models) stay out of this module
-    from assistant.chat import ProgressView
+    from assistant.apps.chat import ProgressView
     from assistant.pilot import FindResult
 
 STEP_DONE_ACTION = "cp_step_done"

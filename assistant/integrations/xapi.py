@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from assistant.settings import Settings, XAPISettings
+from assistant.core.settings import Settings, XAPISettings
 
 if TYPE_CHECKING:
-    from assistant.learners import SavedPlaylist
-    from assistant.types import Answer, Playlist
+    from assistant.core.types import Answer, Playlist
+    from assistant.planning.learners import SavedPlaylist
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import string
 from functools import cache
 from importlib import resources
 
-from assistant.errors import ConfigError
+from assistant.core.errors import ConfigError
 
 # The variables each template may use; a typo in a template file fails loudly instead of leaking "{qestion}".
 ALLOWED_VARIABLES: dict[str, set[str]] = {

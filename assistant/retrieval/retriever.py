@@ -9,12 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-from assistant.index import LibraryIndex
-from assistant.lexical import chat_filler_terms, tokenize
-from assistant.providers import get_embedder
-from assistant.settings import RetrievalSettings
-from assistant.types import Chunk, Evidence
-from ingest.chunker import index_text
+from assistant.core.settings import RetrievalSettings
+from assistant.core.text import chat_filler_terms, index_text, tokenize
+from assistant.core.types import Chunk, Evidence
+from assistant.index.library import LibraryIndex
+from assistant.models.embeddings import get_embedder
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assistant.lexical import tokenize
-from assistant.types import Course, CourseSuggestion, Evidence, Location
+from assistant.core.text import tokenize
+from assistant.core.types import Course, CourseSuggestion, Evidence, Location
 
 # Rank discount of reciprocal-rank aggregation: a course with several strong passages beats one lucky hit.
 _RANK_OFFSET = 5

@@ -35,8 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from assistant.errors import ConfigError, NotFoundError
-from assistant.types import Answer, Playlist
+from assistant.core.errors import ConfigError, NotFoundError
+from assistant.core.types import Answer, Playlist
 
 
 def _now() -> datetime:

