@@ -1,0 +1,5 @@
+import sys
+
+from evals.bench.run import main
+
+sys.exit(main())
