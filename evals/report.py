@@ -15,7 +15,6 @@ from evals.types import CaseResult, RunSummary
 __all__ = ["latency_chart_svg", "metrics_chart_svg", "render_html", "render_markdown", "write_reports"]
 
 
-
 def _fmt(name: str, value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -297,10 +296,10 @@ def render_markdown(summary: RunSummary, results: Sequence[CaseResult]) -> str:
 # --------------------------------------------------------------------------------------------- html
 
 
-
 def render_html(summary: RunSummary, results: Sequence[CaseResult]) -> str:
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
-    return environment().get_template("eval_report.html").render(
+    template = environment().get_template("eval_report.html")
+    return template.render(
         s=summary,
         pass_rate=_fmt("pass_rate", summary.metrics.get("pass_rate")),
         config=_config_rows(summary),
