@@ -293,17 +293,8 @@ def run_bench(
             with mem.phase(phase):
                 say(f"{name}: {queries} questions, embedded Chroma")
                 lat = measure_latency(idx_settings, questions)
-            report.latency.append(
-                LatencyRun(
-                    library=name,
-                    size=size,
-                    chunks=chunks,
-                    mode="embedded",
-                    vectors=vectors,
-                    peak_rss_mb=mem.peak(phase),
-                    **lat,
-                )
-            )
+            common: dict[str, Any] = {"library": name, "size": size, "chunks": chunks, "vectors": vectors}
+            report.latency.append(LatencyRun(**common, mode="embedded", peak_rss_mb=mem.peak(phase), **lat))
             if include_server:
                 if server is None:
                     say("starting the Chroma server")
@@ -317,15 +308,13 @@ def run_bench(
                     load_s = copy_to_server(idx_settings, srv_settings)
                     say(f"{name}: {queries} questions, Chroma server")
                     lat = measure_latency(srv_settings, questions)
+                server_rss = round(mem.external_peak, 1) if mem.external_peak else None
                 report.latency.append(
                     LatencyRun(
-                        library=name,
-                        size=size,
-                        chunks=chunks,
+                        **common,
                         mode="server",
-                        vectors=vectors,
                         peak_rss_mb=mem.peak(phase),
-                        server_rss_mb=round(mem.external_peak, 1) if mem.external_peak else None,
+                        server_rss_mb=server_rss,
                         load_seconds=round(load_s, 2),
                         **lat,
                     )
