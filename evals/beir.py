@@ -34,6 +34,7 @@ from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import get_embedder
 from assistant.retrieval.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted
+from evals.metrics import percentile
 
 # Bumped whenever the way a BEIR document becomes a chunk changes, so an old index is never reused.
 LAYOUT_VERSION = 1
@@ -419,7 +420,7 @@ def run_beir(
         seconds_model=round(seconds_model, 3),
         seconds_query=round(seconds_query, 3),
         latency_ms_p50=round(statistics.median(latencies), 2) if latencies else 0.0,
-        latency_ms_p95=round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2) if latencies else 0.0,
+        latency_ms_p95=round(percentile(latencies, 95), 2) if latencies else 0.0,
         variants=[
             VariantScore(name=v.name, **score_rankings(variant_rankings[v.name], data.qrels).model_dump())
             for v in variants or ()

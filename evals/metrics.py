@@ -109,14 +109,18 @@ def hit_at_k(retrieved: Sequence[Location], expected: Sequence[ExpectedLocation]
 
 def recall_at_k(retrieved: Sequence[Location], expected: Sequence[ExpectedLocation], k: int) -> MetricValue:
     """Share of expected locations matched by at least one of the top-k retrieved locations."""
+    return _coverage(retrieved[:k], expected, f"in the top {k}", "missing")
+
+
+def _coverage(locations: Sequence[Location], expected: Sequence[ExpectedLocation], how: str, lack: str) -> MetricValue:
+    """Share of expected locations that at least one of `locations` matches; the reason names the others."""
     if not expected:
         return _na("no expected locations")
-    top = retrieved[:k]
-    found = [e for e in expected if any(location_matches(loc, e) for loc in top)]
+    found = [e for e in expected if any(location_matches(loc, e) for loc in locations)]
     missing = [e.label() for e in expected if e not in found]
-    reason = f"{len(found)}/{len(expected)} expected locations in the top {k}"
+    reason = f"{len(found)}/{len(expected)} expected locations {how}"
     if missing:
-        reason += f"; missing: {'; '.join(missing)}"
+        reason += f"; {lack}: {'; '.join(missing)}"
     return MetricValue(value=len(found) / len(expected), reason=reason)
 
 
@@ -167,14 +171,7 @@ def citation_precision(cited: Sequence[Location], expected: Sequence[ExpectedLoc
 
 def citation_recall(cited: Sequence[Location], expected: Sequence[ExpectedLocation]) -> MetricValue:
     """Share of expected locations that at least one citation points at (0 when nothing is cited)."""
-    if not expected:
-        return _na("no expected locations")
-    found = [e for e in expected if any(location_matches(loc, e) for loc in cited)]
-    missing = [e.label() for e in expected if e not in found]
-    reason = f"{len(found)}/{len(expected)} expected locations cited"
-    if missing:
-        reason += f"; not cited: {'; '.join(missing)}"
-    return MetricValue(value=len(found) / len(expected), reason=reason)
+    return _coverage(cited, expected, "cited", "not cited")
 
 
 # -------------------------------------------------------------------------------------- answer text

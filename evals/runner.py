@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from assistant.core.errors import CoursePilotError
 from assistant.core.types import ChatTurn, Location, PlaylistItem
 from evals import metrics as m
 from evals.dataset import AnswerCase, Dataset, FindCase, PlaylistCase, load_dataset
-from evals.metrics import HIGHER_IS_BETTER, METRIC_NAMES, MetricValue
+from evals.gates import check_thresholds, compare_with_baseline, load_summary
+from evals.metrics import METRIC_NAMES, MetricValue
+from evals.report import write_reports
+from evals.types import BaselineComparison, CaseResult, MetricDelta, RunSummary
 
 __all__ = [
     "METRIC_NAMES",
@@ -43,67 +46,8 @@ __all__ = [
 
 # A case passes when every rule for its type holds (see _verdict).
 KEY_POINT_PASS = 0.5
-# Baseline regressions: a drop larger than this on a higher-is-better metric ...
-REGRESSION_DROP = 0.02
-# ... or p95 latency up by more than this fraction.
-LATENCY_REGRESSION = 0.25
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class CaseResult(BaseModel):
-    """One line of results.jsonl."""
-
-    id: str
-    type: str
-    question: str
-    answer: str = ""
-    refused: bool = False
-    cited: list[dict[str, Any]] = Field(default_factory=list)
-    retrieved: list[dict[str, Any]] = Field(default_factory=list)
-    expected: Any = None
-    metrics: dict[str, MetricValue] = Field(default_factory=dict)
-    latency_ms: float | None = None
-    passed: bool = False
-    failure_reason: str | None = None
-    error: str | None = None
-
-
-class MetricDelta(BaseModel):
-    current: float | None
-    baseline: float | None
-    delta: float | None
-    higher_is_better: bool
-    regression: bool = False
-    reason: str = ""
-
-
-class BaselineComparison(BaseModel):
-    name: str
-    path: str
-    created_at: str | None = None
-    metrics: dict[str, MetricDelta]
-    regressions: list[str] = Field(default_factory=list)
-
-
-class RunSummary(BaseModel):
-    """summary.json."""
-
-    name: str
-    created_at: str
-    dataset: dict[str, Any]
-    config: dict[str, Any]
-    counts: dict[str, int]
-    metrics: dict[str, float | None]
-    metric_cases: dict[str, int] = Field(default_factory=dict, description="Cases each metric was averaged over.")
-    notes: dict[str, str] = Field(default_factory=dict, description="Reasons for run-level metrics.")
-    baseline: BaselineComparison | None = None
-    run_dir: str
-    files: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def regressions(self) -> list[str]:
-        return self.baseline.regressions if self.baseline else []
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -343,100 +287,6 @@ def summarise_results(
     return ordered, {k: cases[k] for k in ordered if k in cases}, notes
 
 
-def compare_with_baseline(
-    current: Mapping[str, float | None], baseline: Mapping[str, Any], name: str, path: Path | str
-) -> BaselineComparison:
-    """Per-metric deltas against a baseline summary.json and the regressions among them.
-
-    Regression: a higher-is-better metric drops by more than 0.02; latency p95 rises by more than 25%;
-    the mean prerequisite violations per playlist rise by more than 0.02.
-    """
-    base_metrics: Mapping[str, Any] = baseline.get("metrics", {}) or {}
-    deltas: dict[str, MetricDelta] = {}
-    regressions: list[str] = []
-    for metric in METRIC_NAMES:
-        if metric not in current and metric not in base_metrics:
-            continue
-        now, then = current.get(metric), base_metrics.get(metric)
-        higher = metric in HIGHER_IS_BETTER
-        delta = None if now is None or then is None else round(now - then, 4)
-        regression, reason = False, ""
-        if delta is not None and now is not None and then is not None:
-            if higher and delta < -REGRESSION_DROP - 1e-9:
-                regression, reason = True, f"dropped by {-delta:.3f} (> {REGRESSION_DROP})"
-            elif metric == "latency_p95_ms" and then > 0 and now > then * (1 + LATENCY_REGRESSION):
-                regression, reason = True, f"p95 latency up {100 * (now / then - 1):.0f}% (> {LATENCY_REGRESSION:.0%})"
-            elif metric == "prerequisite_violations" and delta > REGRESSION_DROP + 1e-9:
-                regression, reason = True, f"violations per playlist up by {delta:.3f}"
-        elif then is not None and now is None:
-            reason = "not measured in this run"
-        deltas[metric] = MetricDelta(
-            current=now, baseline=then, delta=delta, higher_is_better=higher, regression=regression, reason=reason
-        )
-        if regression:
-            regressions.append(metric)
-    return BaselineComparison(
-        name=name, path=str(path), created_at=baseline.get("created_at"), metrics=deltas, regressions=regressions
-    )
-
-
-def check_thresholds(summary: RunSummary | Mapping[str, Any], thresholds: Sequence[str]) -> list[str]:
-    """Failures of thresholds like 'hit@5=0.8' (at least, for higher-is-better metrics; at most for
-    latency/violations), or with an explicit operator: 'hit@5>=0.8', 'latency_p95_ms<=1500'.
-
-    Unknown metric names raise CoursePilotError listing the valid ones; a metric with no value in this run
-    (no applicable cases) is a failure.
-    """
-    values: Mapping[str, Any] = summary.metrics if isinstance(summary, RunSummary) else summary.get("metrics", {})
-    failures: list[str] = []
-    for spec in thresholds:
-        match = re.fullmatch(r"\s*([A-Za-z0-9@_.]+)\s*(>=|<=|=)\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*", spec)
-        if match is None:
-            raise CoursePilotError(
-                f"Threshold '{spec}' is not of the form METRIC=VALUE.", "write e.g. hit@5=0.8 or latency_p95_ms<=2000."
-            )
-        name, op, raw = match.groups()
-        if name not in METRIC_NAMES:
-            raise CoursePilotError(
-                f"Unknown metric '{name}' in threshold '{spec}'.", f"use one of: {', '.join(METRIC_NAMES)}."
-            )
-        limit = float(raw)
-        if op == "=":
-            op = ">=" if name in HIGHER_IS_BETTER else "<="
-        value = values.get(name)
-        if value is None:
-            failures.append(f"{name}: no value in this run (no applicable cases); required {op} {limit:g}")
-        elif op == ">=" and value < limit:
-            failures.append(f"{name} = {value:g} is below the required {limit:g}")
-        elif op == "<=" and value > limit:
-            failures.append(f"{name} = {value:g} is above the allowed {limit:g}")
-    return failures
-
-
-# ------------------------------------------------------------------------------------------ files
-
-
-def load_summary(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CoursePilotError(f"Baseline summary {path} does not exist.", _existing_runs_hint(path.parent.parent))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CoursePilotError(
-            f"Baseline summary {path} is not valid JSON ({exc.msg}).", "re-run the baseline."
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-        raise CoursePilotError(f"Baseline summary {path} has no 'metrics'.", "re-run the baseline.")
-    return data
-
-
-def _existing_runs_hint(runs_dir: Path) -> str:
-    runs = sorted(p.parent.name for p in runs_dir.glob("*/summary.json")) if runs_dir.is_dir() else []
-    if runs:
-        return f"pass the name of a finished run in {runs_dir}: {', '.join(runs)}."
-    return f"finish a run first (e.g. `coursepilot eval run --name baseline`); {runs_dir} has no finished runs."
-
-
 def load_results(path: Path) -> list[CaseResult]:
     """Valid lines of results.jsonl; a line cut short by an interrupted run is dropped (and the file repaired)."""
     if not path.is_file():
@@ -474,7 +324,6 @@ def run_eval(
     runs/NAME/meta.json (else start over). progress(done, total) is called after each case.
     judge: None = LLM judge when settings.chat.provider == 'openai'; False = off; or a Judge instance.
     """
-    from evals import report
     from evals.judge import make_judge
 
     if not _NAME_RE.match(name):
@@ -579,6 +428,6 @@ def run_eval(
     )
     if baseline_data is not None and baseline is not None and baseline_path is not None:
         summary.baseline = compare_with_baseline(values, baseline_data, baseline, baseline_path)
-    report.write_reports(summary, results, run_dir)
+    write_reports(summary, results, run_dir)
     (run_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return summary

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,8 @@ for _name in [n for n in os.environ if n.startswith("COURSEPILOT_")]:
 from fake_openai import fake_openai  # noqa: E402,F401
 
 from assistant.apps.ui.launch import ui_process  # noqa: E402
-from assistant.core.processes import stop_process  # noqa: E402
+from assistant.core.processes import chroma_command, free_port, stop_process  # noqa: E402
+from assistant.core.processes import chroma_server as run_chroma_server  # noqa: E402
 from assistant.core.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,53 +81,13 @@ def pilot(sample_settings: Settings):  # type: ignore[no-untyped-def]
     return CoursePilot(sample_settings)
 
 
-_PORTS_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port that is free now and was not handed out before in this session.
-
-    The kernel may offer a just-closed port again; two servers started back to back on one port would pass
-    each other's health check, so a test could talk to the wrong one.
-    """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _PORTS_HANDED_OUT:
-            _PORTS_HANDED_OUT.add(port)
-            return port
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real `chroma run` server on loopback for the client-server tests."""
-    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    if not Path(chroma).exists():
+    if chroma_command() is None:
         pytest.skip("the `chroma` command (from the chromadb package) is not installed")
-    port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    log = open(path / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
-    proc = subprocess.Popen(
-        [chroma, "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((path / "server.log").read_text()) from None
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("chroma server did not start within 60 s")
-    yield "127.0.0.1", port
-    stop_process(proc, timeout=10)
-    log.close()
+    with run_chroma_server(tmp_path_factory.mktemp("chroma-server") / "data", timeout=60) as (host, port, _pid):
+        yield host, port
 
 
 @contextlib.contextmanager

@@ -105,6 +105,7 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
         assert run.skipped is None
         assert run.chunks and run.chunks > 0
         assert run.seconds is not None and run.chunks_per_s is not None and run.pages_per_s is not None
+        assert run.disk_mb and run.disk_mb_per_1k_chunks, run  # the index's size on disk (Chroma + ledger)
     assert ingest[("sample", "coursepilot")].vectors == "model"
     assert ingest[("synthetic-300", "coursepilot")].vectors == "proxy"
     assert 150 <= (ingest[("synthetic-300", "coursepilot")].chunks or 0) <= 450
@@ -139,6 +140,7 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
     console.print(render_growth(report))
     text = console.export_text()
     assert "first ingest, chunks/s" in text and "synthetic-300" in text
+    assert "index on disk, MB per 1k chunks" in text
     assert "| target |" in render_markdown(report)
     again = BenchReport.model_validate(json.loads(report.model_dump_json()))
     assert again == report

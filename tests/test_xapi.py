@@ -258,6 +258,10 @@ def _broken(change: Any) -> dict[str, Any]:
         (lambda s: s.update(object={"objectType": "Agent", "name": "Bob"}), "exactly one of"),
         (lambda s: s.update(version="2.0.0"), "version"),
         (lambda s: s.update(mood="happy"), "unknown properties"),
+        (lambda s: s["result"].update(score={"scaled": 1.5}), "result.score.scaled"),
+        (lambda s: s["context"].update(contextActivities={"cousins": []}), "context.contextActivities"),
+        (lambda s: s["context"].update(instructor={"objectType": "Robot"}), "context.instructor.objectType"),
+        (lambda s: s.update(object={**s["actor"], "objectType": "SubStatement"}), "object.verb: required"),
     ],
 )
 def test_validation_catches_spec_violations(change: Any, expected: str) -> None:

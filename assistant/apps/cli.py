@@ -41,16 +41,13 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 
 def settings_from_env() -> Any:
-    from pydantic import ValidationError
-
-    from assistant.core.settings import Settings
+    """The settings (assistant.core.settings.settings_from_env); an invalid one exits with its name and the fix."""
+    from assistant.core.settings import settings_from_env as load
 
     try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "COURSEPILOT_" + "_".join(str(p).upper() for p in first["loc"])
-        fail(CoursePilotError(f"Setting {name} is invalid: {first['msg']}.", "fix it in the environment or .env."))
+        return load()
+    except CoursePilotError as exc:
+        fail(exc)
 
 
 def fail(exc: CoursePilotError, as_json: bool = False) -> NoReturn:
@@ -75,7 +72,6 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Index course folders; only what changed since the last run is re-embedded."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from assistant.models.embeddings import get_embedder
     from ingest.pipeline import FileResult, IngestPipeline
@@ -90,14 +86,7 @@ def ingest(
         if first_use:
             with err.status(f"{first_use}…") if not as_json else contextlib.nullcontext():
                 embedder.prepare()
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with _progress_bar("[progress.description]{task.description}", as_json) as progress:
             task = progress.add_task("Ingesting", total=None)
 
             def on_file(result: FileResult) -> None:
@@ -542,22 +531,13 @@ def eval_run(
     """Run a dataset through the same API as the chat UI and write results, summary and reports."""
     from datetime import datetime
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from assistant.pilot import CoursePilot
     from evals.runner import check_thresholds, run_eval
 
     run_name = name or datetime.now().strftime("run-%Y%m%d-%H%M%S")
     pilot = CoursePilot(settings_from_env())
     try:
-        with Progress(
-            TextColumn("Evaluating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with _progress_bar("Evaluating", as_json) as progress:
             task = progress.add_task("eval", total=None)
             summary = run_eval(
                 dataset,

@@ -216,3 +216,30 @@ class Settings(BaseSettings):
                 rows.append((env, shown, field.description or ""))
             del section_field
         return rows
+
+
+# The chat server's launcher hands the server process its settings as JSON in this variable.
+SETTINGS_ENV = "CP_UI_SETTINGS_JSON"
+
+
+def settings_from_env() -> Settings:
+    """How every process reads its settings: the launcher's (in the chat server), else the environment and .env.
+
+    An invalid value raises CoursePilotError naming the variable to fix.
+    """
+    import json
+    import os
+
+    from pydantic import ValidationError
+
+    from assistant.core.errors import CoursePilotError
+
+    raw = os.environ.get(SETTINGS_ENV)
+    try:
+        return Settings(_env_file=None, **json.loads(raw)) if raw else Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "COURSEPILOT_" + "_".join(str(p).upper() for p in first["loc"])
+        raise CoursePilotError(
+            f"Setting {name} is invalid: {first['msg']}.", "fix it in the environment or .env."
+        ) from None

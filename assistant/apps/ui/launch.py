@@ -33,14 +33,13 @@ from sqlalchemy.engine import make_url
 
 from assistant.core.errors import ConfigError
 from assistant.core.processes import ProcessSpec, stop_process
-from assistant.core.settings import DEMO_ID, DEMO_PASSWORD, Settings
+from assistant.core.settings import DEMO_ID, DEMO_PASSWORD, SETTINGS_ENV, Settings, settings_from_env
 from assistant.planning.learners import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 APP_PATH = Path(__file__).resolve().with_name("app.py")
-SETTINGS_ENV = "CP_UI_SETTINGS_JSON"
 SECRET_FILE = Path(".coursepilot/auth_secret")
 ROLES = ("learner", "lnd")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -146,14 +145,6 @@ def settings_to_json(settings: Settings) -> str:
     data = {name: _plain(dict(getattr(settings, name))) for name in type(settings).model_fields}
     data["database"]["url"] = absolute_database_url(settings.database.url)
     return json.dumps(data)
-
-
-def settings_from_env() -> Settings:
-    """What the server process uses: the launcher's settings, else the usual env / .env."""
-    raw = os.environ.get(SETTINGS_ENV)
-    if raw:
-        return Settings(_env_file=None, **json.loads(raw))  # type: ignore[call-arg]
-    return Settings()
 
 
 def auth_secret(settings: Settings, secret_file: Path = SECRET_FILE) -> str:

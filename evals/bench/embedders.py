@@ -1,0 +1,93 @@
+"""Embedders for the benchmark: a timing wrapper, proxy vectors, and a LangChain `Embeddings` adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evals.bench.library import TextPool
+
+
+class TimedEmbedder:
+    """Wraps an embedder and adds up the seconds spent in embed_documents."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "embedder")
+        self.dimensions = getattr(inner, "dimensions", 384)
+        self.seconds = 0.0
+        self.texts = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return np.asarray(self.inner.embed_documents(texts), dtype=np.float32)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.texts += len(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.asarray(self.inner.embed_query(text), dtype=np.float32)
+
+    def first_use_work(self) -> str | None:
+        work = getattr(self.inner, "first_use_work", None)
+        return work() if callable(work) else None
+
+    def prepare(self) -> None:
+        prepare = getattr(self.inner, "prepare", None)
+        if callable(prepare):
+            prepare()
+
+
+class ProxyEmbedder:
+    """Vectors for libraries too large to embed here, from real model vectors of the passages their text came from.
+
+    A text's vector is the normalised mean of the pool-passage vectors of its known sentences (plus a little
+    seeded noise, so two chunks never share a vector); a text with no known sentence gets a seeded random one.
+    """
+
+    def __init__(self, pool: TextPool, vectors: np.ndarray, noise: float = 0.02) -> None:
+        self.pool = pool
+        self.vectors = vectors
+        self.noise = noise
+        self.name = "proxy"
+        self.dimensions = int(vectors.shape[1])
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        from assistant.core.text import split_sentences
+
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            ids = {self.pool.sentence_source[s] for s in split_sentences(text) if s in self.pool.sentence_source}
+            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
+            rng = np.random.default_rng(seed)
+            noise = rng.standard_normal(self.dimensions).astype(np.float32)
+            if ids:
+                vec = self.vectors[sorted(ids)].mean(axis=0)
+                vec = vec / max(float(np.linalg.norm(vec)), 1e-9) + self.noise * noise / math.sqrt(self.dimensions)
+            else:
+                vec = noise
+            out[row] = vec / max(float(np.linalg.norm(vec)), 1e-9)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def langchain_embeddings(embedder: Any) -> Any:
+    """A LangChain `Embeddings` over one of our embedders."""
+    from langchain_core.embeddings import Embeddings
+
+    class _Wrapped(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return np.asarray(embedder.embed_documents(texts), dtype=np.float32).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return np.asarray(embedder.embed_query(text), dtype=np.float32).tolist()
+
+    return _Wrapped()
