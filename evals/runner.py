@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -26,6 +26,11 @@ from assistant.core.types import ChatTurn, Location, PlaylistItem
 from evals import metrics as m
 from evals.dataset import AnswerCase, Dataset, FindCase, PlaylistCase, load_dataset
 from evals.metrics import HIGHER_IS_BETTER, METRIC_NAMES, MetricValue
+
+if TYPE_CHECKING:
+    from assistant.core.settings import Settings
+    from assistant.pilot import CoursePilot
+    from evals.judge import Judge
 
 __all__ = [
     "METRIC_NAMES",
@@ -125,7 +130,7 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_config(settings: Any, judge_model: str | None) -> dict[str, Any]:
+def run_config(settings: Settings, judge_model: str | None) -> dict[str, Any]:
     """What the numbers depend on (no secrets): index collection, retrieval/fusion, models."""
     return {
         "collection": settings.collection_name(),
@@ -190,8 +195,8 @@ def _verdict(result: CaseResult, answerable: bool) -> tuple[bool, str | None]:
 
 def evaluate_case(
     case: AnswerCase | FindCase | PlaylistCase,
-    pilot: Any,
-    judge: Any = None,
+    pilot: CoursePilot,
+    judge: Judge | None = None,
     prerequisites: Mapping[str, Sequence[str]] | None = None,
 ) -> CaseResult:
     """Run one case through CoursePilot and score it. Errors are recorded on the result, not raised."""
@@ -232,7 +237,7 @@ def evaluate_case(
     return result
 
 
-def _run_answer(case: AnswerCase, pilot: Any, judge: Any, result: CaseResult) -> None:
+def _run_answer(case: AnswerCase, pilot: CoursePilot, judge: Judge | None, result: CaseResult) -> None:
     history = [ChatTurn(role=t.role, content=t.content) for t in case.history]
     start = time.perf_counter()
     answer = pilot.ask(case.question, history=history, course=case.course, level=case.level)
@@ -261,7 +266,7 @@ def _run_answer(case: AnswerCase, pilot: Any, judge: Any, result: CaseResult) ->
     result.metrics = scores
 
 
-def _run_find(case: FindCase, pilot: Any, result: CaseResult) -> None:
+def _run_find(case: FindCase, pilot: CoursePilot, result: CaseResult) -> None:
     start = time.perf_counter()
     found = pilot.find(case.question)
     result.latency_ms = round((time.perf_counter() - start) * 1000, 2)
@@ -280,7 +285,7 @@ def _run_find(case: FindCase, pilot: Any, result: CaseResult) -> None:
 
 
 def _run_playlist(
-    case: PlaylistCase, pilot: Any, prerequisites: Mapping[str, Sequence[str]], result: CaseResult
+    case: PlaylistCase, pilot: CoursePilot, prerequisites: Mapping[str, Sequence[str]], result: CaseResult
 ) -> None:
     start = time.perf_counter()
     playlist = pilot.playlist(
@@ -460,13 +465,13 @@ def load_results(path: Path) -> list[CaseResult]:
 
 def run_eval(
     dataset_path: str | Path,
-    pilot: Any,
+    pilot: CoursePilot,
     name: str,
     runs_dir: Path = Path("runs"),
     baseline: str | None = None,
     resume: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    judge: Any = None,
+    judge: Judge | Literal[False] | None = None,
 ) -> RunSummary:
     """Run every case of a dataset through `pilot`, write runs/NAME/*, and return the summary.
 

@@ -21,7 +21,7 @@ from assistant.core.text import index_text, term_counts
 from assistant.core.types import Chunk, Course
 from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
-from assistant.models.embeddings import get_embedder
+from assistant.models.embeddings import EmbeddingModel, get_embedder
 from ingest.chunker import chunk_document
 from ingest.loaders import LoaderLimits, load_document, supported_suffixes
 from ingest.manifest import MANIFEST_NAME, infer_course, load_manifest
@@ -250,9 +250,13 @@ def find_prerequisite_cycle(courses: list[Course]) -> list[str] | None:
 class IngestPipeline:
     """Incrementally syncs a library folder into the index for the current settings."""
 
-    def __init__(self, settings: Settings, index: LibraryIndex | None = None) -> None:
+    def __init__(
+        self, settings: Settings, index: LibraryIndex | None = None, embedder: EmbeddingModel | None = None
+    ) -> None:
+        """`embedder` replaces the one the registry gives for settings.embedding (the benchmark passes its own)."""
         self.settings = settings
         self.index = index or LibraryIndex(settings)
+        self._embedder = embedder
         self.limits = LoaderLimits(
             max_file_bytes=settings.limits.max_file_mb * 1024 * 1024,
             max_decompressed_bytes=settings.limits.max_decompressed_mb * 1024 * 1024,
@@ -394,7 +398,8 @@ class IngestPipeline:
             known = {t: stored[cid] for t, cid in candidates.items() if cid in stored}
         missing = sorted({t for t in texts if t not in known})
         if missing:
-            fresh = get_embedder(self.settings.embedding).embed_documents(missing)
+            embedder = self._embedder or get_embedder(self.settings.embedding)
+            fresh = embedder.embed_documents(missing)
             known.update(zip(missing, fresh, strict=True))
         embedded_once: set[str] = set(missing)
         reused: set[str] = set()
