@@ -253,9 +253,10 @@ class IngestPipeline:
     def __init__(
         self, settings: Settings, index: LibraryIndex | None = None, embedder: EmbeddingModel | None = None
     ) -> None:
+        """`embedder` replaces the one the registry gives for settings.embedding (the benchmark passes its own)."""
         self.settings = settings
         self.index = index or LibraryIndex(settings)
-        self.embedder = embedder  # when given, used instead of the one the settings name
+        self._embedder = embedder
         self.limits = LoaderLimits(
             max_file_bytes=settings.limits.max_file_mb * 1024 * 1024,
             max_decompressed_bytes=settings.limits.max_decompressed_mb * 1024 * 1024,
@@ -397,7 +398,8 @@ class IngestPipeline:
             known = {t: stored[cid] for t, cid in candidates.items() if cid in stored}
         missing = sorted({t for t in texts if t not in known})
         if missing:
-            fresh = (self.embedder or get_embedder(self.settings.embedding)).embed_documents(missing)
+            embedder = self._embedder or get_embedder(self.settings.embedding)
+            fresh = embedder.embed_documents(missing)
             known.update(zip(missing, fresh, strict=True))
         embedded_once: set[str] = set(missing)
         reused: set[str] = set()
