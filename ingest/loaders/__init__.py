@@ -73,6 +73,8 @@ _BUILTIN_MODULES: dict[str, str] = {
     ".html": "html",
     ".htm": "html",
     ".txt": "text",
+    ".vtt": "captions",
+    ".srt": "captions",
 }
 
 
