@@ -133,8 +133,14 @@ def parse_srt(text: str, where: str = "captions") -> list[Cue]:
     return cues
 
 
-def merge_cues(cues: list[Cue], target_chars: int = 500, max_chars: int = 1200) -> list[tuple[float, str]]:
-    """(start seconds, passage text) pairs; passages end at sentence boundaries; speaker turns start a line."""
+def merge_cues(
+    cues: list[Cue], target_chars: int = 500, max_chars: int = 1200, max_seconds: float = 90.0
+) -> list[tuple[float, str]]:
+    """(start seconds, passage text) pairs; passages end at sentence boundaries; speaker turns start a line.
+
+    A passage also ends (at a sentence boundary) once it spans `max_seconds`, so a citation's timestamp is
+    never far from the words it cites; a cue that would push it past `max_chars` always starts a new one.
+    """
     passages: list[tuple[float, str]] = []
     parts: list[str] = []
     start = 0.0
@@ -152,7 +158,8 @@ def merge_cues(cues: list[Cue], target_chars: int = 500, max_chars: int = 1200) 
         turn = cue.speaker is not None and cue.speaker != speaker
         full = (size >= target_chars and sentence_done) or size + len(cue.text) > max_chars
         new_turn = turn and sentence_done and size >= target_chars // 2
-        if parts and (full or new_turn):
+        too_long = sentence_done and cue.start - start > max_seconds
+        if parts and (full or new_turn or too_long):
             emit()
         if not parts:
             start = cue.start

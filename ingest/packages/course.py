@@ -140,6 +140,15 @@ def _walk(items: list[Item], trail: tuple[str, ...] = ()) -> list[tuple[tuple[st
     return out
 
 
+def _trail(outer: tuple[str, ...], inner: tuple[str, ...]) -> tuple[str, ...]:
+    """Item titles then the page's own headings, without a heading repeated right after itself."""
+    out: list[str] = []
+    for title in (*outer, *inner):
+        if title and (not out or out[-1].strip().lower() != title.strip().lower()):
+            out.append(title)
+    return tuple(out)
+
+
 def _captions(archive: PackageArchive, manifest_item: Item) -> list[str]:
     resource = manifest_item.resource
     if resource is None:
@@ -200,10 +209,11 @@ def _content(package: Path, archive: PackageArchive, manifest: Manifest, limits:
             continue
         used.add(module)
         heading = trail[1:]
+        captions = _captions(archive, item)
         try:
             extracted = extract_resource(archive, resource, limits)
             sections = [
-                Section(heading_path=(*heading, *s.heading_path), text=s.text, page=s.page, start=s.start)
+                Section(heading_path=_trail(heading, s.heading_path), text=s.text, page=s.page, start=s.start)
                 for s in extracted.sections
             ]
             doc = LoadedDocument(
@@ -211,8 +221,10 @@ def _content(package: Path, archive: PackageArchive, manifest: Manifest, limits:
             )
             content.docs.append(PackageDoc(module, module_title, doc))
         except LoaderError as exc:
-            content.failures.append(PackageFailure(module, exc.reason, f"'{item.title}': {exc.message}", exc.fix or ""))
-        for name in _captions(archive, item):
+            if not (exc.reason == "no_text" and captions):  # a video page: its captions are the content
+                message = f"'{item.title}': {exc.message}"
+                content.failures.append(PackageFailure(module, exc.reason, message, exc.fix or ""))
+        for name in captions:
             if name in used:
                 continue
             used.add(name)

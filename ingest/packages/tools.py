@@ -166,6 +166,20 @@ def find_rise_course(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _rise_course(archive: PackageArchive, href: str, pages: list[str]) -> dict[str, Any] | None:
+    """Rise's course JSON from the resource's pages or the export's scormcontent/index.html."""
+    candidates = list(pages)
+    if (content := _near(archive, href, "scormcontent/index.html")) and content not in candidates:
+        candidates.append(content)
+    for name in candidates:
+        text = _read_text(archive, name)
+        if "deserialize" in text or "courseData" in text:
+            course = find_rise_course(text)
+            if course is not None:
+                return course
+    return None
+
+
 def _rise(course: dict[str, Any]) -> Extracted:
     sections: list[Section] = []
     header = ""
@@ -304,7 +318,7 @@ def extract_resource(archive: PackageArchive, resource: Resource, limits: Loader
     extracted: Extracted | None = None
     if data_js := _near(archive, href, "html5/data/js/data.js"):
         extracted = _storyline(archive, data_js)
-    elif pages and (course := find_rise_course(_read_text(archive, pages[0]))) is not None:
+    elif (course := _rise_course(archive, href, pages)) is not None:
         extracted = _rise(course)
     elif h5p_json := _near(archive, href, "h5p.json"):
         extracted = _h5p(archive, h5p_json)

@@ -31,7 +31,7 @@ from assistant.apps.ui.datalayer import CoursePilotDataLayer, inline_url
 from assistant.apps.ui.launch import UserEntry, authenticate, parse_users, settings_from_env
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
-from assistant.core.types import Answer, ChatTurn, Location, Playlist
+from assistant.core.types import Answer, ChatTurn, Course, Location, Playlist
 from assistant.integrations.xapi import XAPIRecorder
 from assistant.pilot import CoursePilot
 from assistant.planning.learners import LearnerStore
@@ -163,6 +163,9 @@ def source_url(course_id: str, module: str) -> str:
 def to_element(spec: render.SourceSpec) -> Any:
     if spec.kind == "pdf":
         return cl.Pdf(name=spec.name, url=source_url(spec.course_id, spec.module), page=spec.page, display="side")
+    if spec.kind == "video":  # a media fragment (#t=seconds) makes the player open at the cited time
+        url = f"{source_url(spec.course_id, spec.module)}#t={int(spec.start or 0)}"
+        return cl.Video(name=spec.name, url=url, display="side")
     # The passage travels inline (a data: URL), exactly as the data layer stores it: no file under
     # <app root>/.files, which Chainlit deletes whenever any server started from the same folder stops.
     return cl.Text(name=spec.name, url=inline_url(spec.content), display="side")
@@ -453,6 +456,10 @@ async def serve_source(course_id: str, module: str, user: Any = Depends(get_curr
         raise HTTPException(status_code=401, detail="Sign in to open course material.")
     catalogue = await asyncio.to_thread(pilot().catalogue)
     course = catalogue.get(course_id)
+    if course is not None and module not in {m.path for m in course.modules}:
+        media = _cited_media(course, module)
+        if media is not None:
+            return FileResponse(media, headers={"Cache-Control": "private, max-age=3600"})
     if course is None or module not in {m.path for m in course.modules}:
         raise HTTPException(status_code=404, detail="No such module.")
     location = Location(course_id=course_id, course_title=course.title, module=module, module_title="")
@@ -460,6 +467,16 @@ async def serve_source(course_id: str, module: str, user: Any = Depends(get_curr
     if path is None:
         raise HTTPException(status_code=404, detail="No such PDF.")
     return FileResponse(path, media_type="application/pdf", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _cited_media(course: Course, media: str) -> Path | None:
+    """The media file beside one of the course's caption modules (served so a cited video can play)."""
+    for module in course.modules:
+        location = Location(course_id=course.id, course_title="", module=module.path, module_title="", timestamp=0.0)
+        path = render.media_path(location, settings().library.dir, {course.id: course.folder or course.id})
+        if path is not None and path.name == Path(media).name and Path(module.path).parent == Path(media).parent:
+            return path
+    return None
 
 
 def _install_route() -> None:
