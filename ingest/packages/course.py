@@ -28,6 +28,8 @@ from ingest.packages.scorm import MANIFEST, Item, Manifest, parse_manifest
 from ingest.packages.tools import extract_resource
 
 OVERRIDE = "course.yaml"
+# Found while reading an item, these mean the archive itself is hostile: the whole package is refused.
+HOSTILE_REASONS = frozenset({"zip_bomb", "unsafe_path", "symlink", "outside_package", "xml_entities"})
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -221,6 +223,8 @@ def _content(package: Path, archive: PackageArchive, manifest: Manifest, limits:
             )
             content.docs.append(PackageDoc(module, module_title, doc))
         except LoaderError as exc:
+            if exc.reason in HOSTILE_REASONS:
+                raise LoaderError(package.name, exc.reason, exc.message, exc.fix or "") from exc
             if not (exc.reason == "no_text" and captions):  # a video page: its captions are the content
                 message = f"'{item.title}': {exc.message}"
                 content.failures.append(PackageFailure(module, exc.reason, message, exc.fix or ""))
@@ -233,6 +237,8 @@ def _content(package: Path, archive: PackageArchive, manifest: Manifest, limits:
                     name, posixpath.splitext(name)[1].lower(), archive.read(name)
                 )
             except LoaderError as exc:
+                if exc.reason in HOSTILE_REASONS:
+                    raise LoaderError(package.name, exc.reason, exc.message, exc.fix or "") from exc
                 content.failures.append(PackageFailure(name, exc.reason, exc.message, exc.fix or ""))
                 continue
             video = clean_inline(caption_title or "") or item.title
