@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import make_settings
 
-from assistant.apps.ui.render import render_answer
+from assistant.apps.ui.render import cited_media, render_answer
 from assistant.core.errors import LoaderError
 from assistant.core.types import Answer, Citation, Location, format_timestamp
 from assistant.pilot import CoursePilot
@@ -133,6 +133,9 @@ def test_cited_captions_open_the_video_at_that_time_or_show_the_time(tmp_path: P
     if with_media:
         assert [(v.module, v.start, v.name) for v in videos] == [("talk.mp4", 3852.25, "talk.mp4 at 1:04:12")]
         assert "Video: talk.mp4 at 1:04:12" in rendered.markdown
+        course = CoursePilot(settings).catalogue()["one-to-ones"]
+        assert cited_media(course, "talk.mp4", lib) == (lib / "one-to-ones" / "talk.mp4").resolve()
+        assert cited_media(course, "course.yaml", lib) is None  # only a caption's companion media is served
     else:
         assert videos == [] and "(at 1:04:12)" in rendered.markdown
 

@@ -31,7 +31,7 @@ from assistant.apps.ui.datalayer import CoursePilotDataLayer, inline_url
 from assistant.apps.ui.launch import UserEntry, authenticate, parse_users, settings_from_env
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
-from assistant.core.types import Answer, ChatTurn, Course, Location, Playlist
+from assistant.core.types import Answer, ChatTurn, Location, Playlist
 from assistant.integrations.xapi import XAPIRecorder
 from assistant.pilot import CoursePilot
 from assistant.planning.learners import LearnerStore
@@ -457,7 +457,7 @@ async def serve_source(course_id: str, module: str, user: Any = Depends(get_curr
     catalogue = await asyncio.to_thread(pilot().catalogue)
     course = catalogue.get(course_id)
     if course is not None and module not in {m.path for m in course.modules}:
-        media = _cited_media(course, module)
+        media = render.cited_media(course, module, settings().library.dir)
         if media is not None:
             return FileResponse(media, headers={"Cache-Control": "private, max-age=3600"})
     if course is None or module not in {m.path for m in course.modules}:
@@ -467,16 +467,6 @@ async def serve_source(course_id: str, module: str, user: Any = Depends(get_curr
     if path is None:
         raise HTTPException(status_code=404, detail="No such PDF.")
     return FileResponse(path, media_type="application/pdf", headers={"Cache-Control": "private, max-age=3600"})
-
-
-def _cited_media(course: Course, media: str) -> Path | None:
-    """The media file beside one of the course's caption modules (served so a cited video can play)."""
-    for module in course.modules:
-        location = Location(course_id=course.id, course_title="", module=module.path, module_title="", timestamp=0.0)
-        path = render.media_path(location, settings().library.dir, {course.id: course.folder or course.id})
-        if path is not None and path.name == Path(media).name and Path(module.path).parent == Path(media).parent:
-            return path
-    return None
 
 
 def _install_route() -> None:

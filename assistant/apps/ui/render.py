@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.answering.answer import NO_ANSWER_TEXT
 from assistant.core.errors import CoursePilotError
-from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Location, Playlist, format_timestamp
+from assistant.core.types import (
+    Answer,
+    ChatTurn,
+    Citation,
+    Course,
+    CourseSuggestion,
+    Location,
+    Playlist,
+    format_timestamp,
+)
 
 if TYPE_CHECKING:  # heavy imports (index, models) stay out of this module
     from assistant.apps.chat import ProgressView
@@ -133,6 +142,17 @@ def media_path(location: Location, library_dir: Path | None, folders: Mapping[st
     if media is None or not media.resolve().is_relative_to(course_dir):
         return None
     return media.resolve()
+
+
+def cited_media(course: Course, media: str, library_dir: Path | None) -> Path | None:
+    """The media file `media` (path in the course folder) if it is the companion of one of the course's
+    caption modules; the chat serves only such files, so a cited video can play."""
+    for module in course.modules:
+        location = Location(course_id=course.id, course_title="", module=module.path, module_title="", timestamp=0.0)
+        path = media_path(location, library_dir, {course.id: course.folder or course.id})
+        if path is not None and path.name == Path(media).name and Path(module.path).parent == Path(media).parent:
+            return path
+    return None
 
 
 def video_source(citation: Citation, library_dir: Path | None, folders: Mapping[str, str]) -> SourceSpec | None:
