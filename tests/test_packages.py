@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -20,6 +21,7 @@ from assistant.pilot import CoursePilot
 from ingest.loaders import LoaderLimits, load_document
 from ingest.packages.archive import PackageLimits
 from ingest.packages.course import read_package
+from ingest.packages.jsdata import as_json, call_arguments, read_literal
 from ingest.pipeline import IngestPipeline, IngestReport
 
 LIMITS = LoaderLimits()
@@ -103,6 +105,19 @@ def test_course_yaml_overrides_the_manifest(tmp_path: Path) -> None:
     with pytest.raises(LoaderError) as err:
         read_package(folder, LIMITS)
     assert err.value.reason == "invalid_manifest" and "modules" in str(err.value)
+
+
+def test_js_data_files_are_read_as_literals_never_evaluated() -> None:
+    text = (
+        "window.globalProvideData('slide', '{\\\"title\\\": \\\"Caf\\\\u00e9 \\\\ud83d\\\\ude00\\\"}');\n"
+        "globalProvideData('data', buildData());  // a call, not a literal: not read\n"
+        "var t = `${fetch('https://example.invalid')}`;"
+    )
+    calls = call_arguments(text, "globalProvideData")
+    assert calls == [["slide", '{"title": "Caf\\u00e9 \\ud83d\\ude00"}'], ["data"]]
+    assert as_json(calls[0][1]) == {"title": "Café 😀"}
+    assert read_literal(text, text.index("`")) is None  # a template with code is not data
+    assert as_json(base64.b64encode(b'{"course": {"lessons": []}}').decode()) == {"course": {"lessons": []}}
 
 
 # -- hostile packages --------------------------------------------------------------------------------------

@@ -158,7 +158,14 @@ class PackageArchive:
                         if size > cap:
                             break
                         chunks.append(block)
-            except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+            except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required"
+                raise LoaderError(
+                    f"{self.where}:{name}",
+                    "encrypted",
+                    "is encrypted; the package cannot be read.",
+                    "export the package again without a password.",
+                ) from exc
+            except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError) as exc:
                 raise LoaderError(
                     f"{self.where}:{name}",
                     "zip_bomb",

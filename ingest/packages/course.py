@@ -228,6 +228,9 @@ def _content(package: Path, archive: PackageArchive, manifest: Manifest, limits:
             if not (exc.reason == "no_text" and captions):  # a video page: its captions are the content
                 message = f"'{item.title}': {exc.message}"
                 content.failures.append(PackageFailure(module, exc.reason, message, exc.fix or ""))
+        except Exception as exc:  # a tool's data file we could not make sense of: report the item, go on
+            message = f"'{item.title}': its content could not be parsed ({type(exc).__name__}: {exc})."
+            content.failures.append(PackageFailure(module, "corrupt", message, FIX_REEXPORT))
         for name in captions:
             if name in used:
                 continue

@@ -17,6 +17,24 @@ from typing import Any
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
+def _escape(text: str, j: int) -> tuple[str, int]:
+    """The character of the escape at text[j] ('\\') and the index after it; malformed escapes stay as written."""
+    nxt = text[j + 1]
+    try:
+        if nxt == "u" and text.startswith("{", j + 2):
+            end = text.index("}", j + 3)
+            return chr(int(text[j + 3 : end], 16)), end + 1
+        if nxt == "u":
+            return chr(int(text[j + 2 : j + 6], 16)), j + 6
+        if nxt == "x":
+            return chr(int(text[j + 2 : j + 4], 16)), j + 4
+    except ValueError:  # includes chr() of an out-of-range code point
+        return nxt, j + 2
+    if nxt == "\n":
+        return "", j + 2
+    return _ESCAPES.get(nxt, nxt), j + 2
+
+
 def read_string(text: str, i: int) -> tuple[str, int] | None:
     """The JS string literal starting at text[i] (quote char) and the index after it, or None."""
     quote = text[i] if i < len(text) else ""
@@ -27,30 +45,14 @@ def read_string(text: str, i: int) -> tuple[str, int] | None:
     n = len(text)
     while j < n:
         ch = text[j]
-        if ch == quote:
-            return "".join(out), j + 1
+        if ch == quote:  # JS escapes emoji as surrogate pairs: join them, replace lone halves
+            value = "".join(out).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return value, j + 1
         if quote == "`" and ch == "$" and text.startswith("${", j):
             return None  # a template with code in it is not data
         if ch == "\\" and j + 1 < n:
-            nxt = text[j + 1]
-            if nxt == "u" and text.startswith("{", j + 2):
-                end = text.find("}", j + 3)
-                out.append(chr(int(text[j + 3 : end], 16)) if end > 0 else "")
-                j = end + 1 if end > 0 else j + 2
-                continue
-            if nxt == "u":
-                out.append(chr(int(text[j + 2 : j + 6], 16)))
-                j += 6
-                continue
-            if nxt == "x":
-                out.append(chr(int(text[j + 2 : j + 4], 16)))
-                j += 4
-                continue
-            if nxt == "\n":
-                j += 2
-                continue
-            out.append(_ESCAPES.get(nxt, nxt))
-            j += 2
+            decoded, j = _escape(text, j)
+            out.append(decoded)
             continue
         if ch == "\n" and quote != "`":
             return None

@@ -14,7 +14,7 @@ from assistant.core.errors import LoaderError
 from assistant.core.types import Course
 from assistant.index.ledger import DocumentRecord, Ledger
 from ingest.loaders import LoaderLimits
-from ingest.packages.archive import PackageLimits
+from ingest.packages.archive import FIX_REEXPORT, PackageLimits
 from ingest.packages.course import PackageDoc, PackageFailure, find_packages, read_package, signature
 
 
@@ -52,7 +52,10 @@ def plan_packages(
         size, mtime = signature(package)
         plan = PackagePlan(name=package.name, size=size, mtime_ns=mtime)
         plans.append(plan)
-        recorded = json.loads(ledger.get_meta(_meta_key(package.name)) or "{}")
+        try:
+            recorded = json.loads(ledger.get_meta(_meta_key(package.name)) or "{}")
+        except json.JSONDecodeError:
+            recorded = {}
         prefix = package.name + "/"
         previous = sorted(rel for rel in documents if rel.startswith(prefix))
         if (
@@ -72,11 +75,11 @@ def plan_packages(
             plan.refused = True
             plan.failures.append(PackageFailure("", exc.reason, exc.message, exc.fix or ""))
             continue
-        except (OSError, RecursionError, MemoryError) as exc:
+        except Exception as exc:  # never let one package stop the batch
             plan.refused = True
-            plan.failures.append(
-                PackageFailure("", "unreadable", f"{package.name}: cannot be read ({exc}).", "check the file.")
-            )
+            reason = "unreadable" if isinstance(exc, OSError) else "corrupt"
+            message = f"{package.name}: cannot be read ({type(exc).__name__}: {exc})."
+            plan.failures.append(PackageFailure("", reason, message, FIX_REEXPORT))
             continue
         plan.course = content.course
         plan.docs = content.docs
