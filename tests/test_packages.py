@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,21 @@ def test_rise_course_data_is_decoded_from_the_export_page(tmp_path: Path) -> Non
     assert doc.sections[0].heading_path == ("Getting ready", "Camera and sound")
     assert "Call on remote attendees before the room." in doc.sections[0].text
     assert "Join muted and unmute to speak." in doc.sections[0].text
+
+
+@pytest.mark.parametrize(
+    ("build", "kind", "phrase"),
+    [
+        (pkgs.captivate, "captivate", "Press Windows key and L together."),
+        (pkgs.ispring, "ispring", "Every visitor signs in at reception and wears a badge."),
+    ],
+)
+def test_captivate_and_ispring_accessible_text_is_read(
+    tmp_path: Path, build: Callable[[Path], Path], kind: str, phrase: str
+) -> None:
+    doc = read_package(build(tmp_path), LIMITS).docs[0].doc
+    assert doc.kind == kind
+    assert phrase in doc.sections[0].text
 
 
 def test_unreadable_items_are_reported_with_reason_and_fix(tmp_path: Path) -> None:
