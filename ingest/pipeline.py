@@ -313,7 +313,7 @@ class IngestPipeline:
         if cycle:
             report.problems.append(str(PrerequisiteCycleError(cycle)))
         if on_start:
-            on_start(len(found.files) + len(found.failures))
+            on_start(len(found.files) + len(found.failures) + sum(len(p.docs) + len(p.unchanged) for p in plans))
 
         ledger = self.index.ledger
         lexical = self.index.lexical()  # loaded (or rebuilt) at the ledger's current generation
