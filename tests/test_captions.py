@@ -153,3 +153,17 @@ def test_media_outside_the_course_folder_is_never_linked(tmp_path: Path) -> None
     cite = Citation(key="1", location=loc, label=loc.label(), snippet="s", chunk_id="x")
     answer = Answer(question="q", standalone_question="q", text="t [1]", citations=[cite])
     assert [s for s in render_answer(answer, lib, {}).sources if s.kind == "video"] == []
+
+
+def test_sample_scorm_course_cites_its_video_captions_with_time(pilot: CoursePilot) -> None:
+    """The bundled SCORM package (data/courses/safe-lifting.zip) answers with its own titles and a timestamp."""
+    answer = pilot.ask("How far apart should my feet be when I lift a box?")
+    assert not answer.refused, answer.text
+    cited = answer.citations[0]
+    assert cited.location.course_id == "safe-lifting"
+    assert (
+        cited.label
+        == "Safe Lifting and Manual Handling › The lifting technique › Lifting a box from the floor (at 00:52)"
+    )
+    course = pilot.catalogue()["safe-lifting"]
+    assert course.minutes == 60 and "manual handling" in course.skills
