@@ -66,6 +66,12 @@ def test_scorm2004_reads_lom_from_adlcp_location_and_h5p(tmp_path: Path) -> None
     assert "Check" not in text.split("\n")  # l10n button labels are not content
 
 
+def test_standalone_h5p_file_is_a_document(tmp_path: Path) -> None:
+    doc = load_document(pkgs.h5p_file(tmp_path))
+    assert (doc.kind, doc.title) == ("h5p", "Writing action items")
+    assert "Exactly one named person" in doc.sections[1].text
+
+
 def test_storyline_slides_are_read_from_data_files_without_running_them(tmp_path: Path) -> None:
     doc = read_package(pkgs.storyline(tmp_path), LIMITS).docs[0].doc
     assert doc.kind == "storyline"

@@ -239,9 +239,14 @@ def _h5p_texts(node: Any, out: list[str], key: str = "") -> None:
             _h5p_texts(v, out, key)
 
 
-def _h5p(archive: PackageArchive, h5p_json: str) -> Extracted:
+def h5p_document(archive: PackageArchive, h5p_json: str) -> tuple[str, Extracted]:
+    """(title from h5p.json, sections of content/content.json beside it)."""
     meta = as_json(_read_text(archive, h5p_json))
     title = clean_inline(str(meta.get("title") or "")) if isinstance(meta, dict) else ""
+    return title, _h5p(archive, h5p_json, title)
+
+
+def _h5p(archive: PackageArchive, h5p_json: str, title: str) -> Extracted:
     content_name = posixpath.join(posixpath.dirname(h5p_json), "content", "content.json")
     if not archive.exists(content_name):
         raise LoaderError(f"{archive.where}:{h5p_json}", "no_text", "has no content/content.json.", FIX_NO_TEXT)
@@ -321,7 +326,7 @@ def extract_resource(archive: PackageArchive, resource: Resource, limits: Loader
     elif (course := _rise_course(archive, href, pages)) is not None:
         extracted = _rise(course)
     elif h5p_json := _near(archive, href, "h5p.json"):
-        extracted = _h5p(archive, h5p_json)
+        extracted = h5p_document(archive, h5p_json)[1]
     elif cpm := _near(archive, href, "assets/js/CPM.js"):
         extracted = _accessible(archive, [cpm], "captivate")
     elif pages and "ispring" in _read_text(archive, pages[0]).lower():
