@@ -75,12 +75,15 @@ def chunk_document(doc: LoadedDocument, course: Course, module_path: str, settin
             module_title=module_title,
             section=heading,
             page=section.page,
+            timestamp=section.start,
         )
+        # Locations without a timestamp keep the identity (and chunk ids) they had before timestamps existed.
+        identity_json = location.model_dump_json(exclude={"timestamp"} if section.start is None else None)
         for text, tokens in pack(section.text, settings.size_tokens, settings.overlap_tokens):
             if not text:
                 continue
             content_hash = hashlib.sha1(text.encode()).hexdigest()
-            identity = f"{location.model_dump_json()}\0{content_hash}"
+            identity = f"{identity_json}\0{content_hash}"
             seen[identity] += 1
             chunk_id = hashlib.sha1(f"{identity}\0{seen[identity]}".encode()).hexdigest()[:24]
             chunks.append(

@@ -18,13 +18,16 @@ from pydantic import BaseModel, Field
 from assistant.core.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
 from assistant.core.settings import Settings
 from assistant.core.text import index_text, term_counts
-from assistant.core.types import Chunk, Course
+from assistant.core.types import Chunk, Course, LoadedDocument
 from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import EmbeddingModel, get_embedder
 from ingest.chunker import chunk_document
 from ingest.loaders import LoaderLimits, load_document, supported_suffixes
+from ingest.loaders.captions import MEDIA_SUFFIXES
 from ingest.manifest import MANIFEST_NAME, infer_course, load_manifest
+from ingest.packages.course import document_hash, is_package
+from ingest.packages.sync import PackagePlan, plan_packages, remember
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,8 @@ def discover(library: Path, exclude: Path | None = None) -> _Discovered:
     for folder in sorted(p for p in library.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if skip is not None and (folder.resolve() == skip or skip.is_relative_to(folder.resolve())):
             continue  # the index itself lives here
+        if is_package(folder):
+            continue  # an unpacked SCORM package: read by ingest.packages
         rel_folder = folder.name
         if not _inside(folder, root):
             found.failures.append(
@@ -143,8 +148,8 @@ def discover(library: Path, exclude: Path | None = None) -> _Discovered:
         module_files: list[Path] = []
         for path in candidates:
             rel = path.relative_to(library).as_posix()
-            if path.name == MANIFEST_NAME:
-                continue
+            if path.name == MANIFEST_NAME or path.suffix.lower() in MEDIA_SUFFIXES:
+                continue  # media are companions of their captions, not modules
             if not _inside(path, root):
                 found.failures.append(
                     FileResult(
@@ -219,6 +224,19 @@ def discover(library: Path, exclude: Path | None = None) -> _Discovered:
     return found
 
 
+def _failed(rel: str, course_id: str | None, reason: str, message: str, fix: str | None) -> FileResult:
+    return FileResult(path=rel, course_id=course_id, status="failed", reason=reason, message=message, fix=fix)
+
+
+def _package_failures(plan: PackagePlan) -> list[FileResult]:
+    """A refused package is one failure; an unreadable item is one failure at its own path."""
+    course_id = plan.course.id if plan.course is not None else None
+    return [
+        _failed(plan.rel(f.module) if f.module else plan.name, course_id, f.reason, f.message, f.fix)
+        for f in plan.failures
+    ]
+
+
 def find_prerequisite_cycle(courses: list[Course]) -> list[str] | None:
     """A cycle of course ids in the prerequisite graph, or None."""
     graph = {c.id: [p for p in c.prerequisites] for c in courses}
@@ -279,6 +297,11 @@ class IngestPipeline:
         report = IngestReport(library=str(library), collection=self.index.name)
         found = discover(library, exclude=Path(self.settings.index.dir))
         report.warnings.extend(found.warnings)
+        plans = plan_packages(library, self.index.ledger, full, self.limits)
+        for plan in plans:
+            found.courses.extend([plan.course] if plan.course is not None else [])
+            found.failures.extend(_package_failures(plan))
+            found.protected_prefixes.update([f"{plan.name}/"] if plan.refused else [])
         known = {c.id for c in found.courses}
         for course in found.courses:
             missing = [p for p in course.prerequisites if p not in known]
@@ -290,7 +313,7 @@ class IngestPipeline:
         if cycle:
             report.problems.append(str(PrerequisiteCycleError(cycle)))
         if on_start:
-            on_start(len(found.files) + len(found.failures))
+            on_start(len(found.files) + len(found.failures) + sum(len(p.docs) + len(p.unchanged) for p in plans))
 
         ledger = self.index.ledger
         lexical = self.index.lexical()  # loaded (or rebuilt) at the ledger's current generation
@@ -339,7 +362,18 @@ class IngestPipeline:
                 report.files.append(result)
                 if on_file:
                     on_file(result)
+        for plan in plans:
+            for result in self._sync_package(plan, before, full):
+                seen_paths.add(result.path if isinstance(result, FileResult) else result.result.path)
+                if isinstance(result, _Pending):
+                    pending.append(result)
+                else:
+                    report.files.append(result)
+                    if on_file:
+                        on_file(result)
         flush()
+        for plan in plans:
+            remember(ledger, plan)
 
         failed_paths = {f.path for f in report.files if f.status == "failed"}
         for rel, record in before.items():
@@ -429,15 +463,7 @@ class IngestPipeline:
                 self.index.ledger.touch_document(rel, stat.st_mtime_ns)
                 return FileResult(path=rel, course_id=course.id, status="unchanged")
             doc = load_document(path, self.limits)
-            module_path = "/".join(Path(rel).parts[1:])
-            chunks = chunk_document(doc, course, module_path, self.settings.chunking)
-            if not chunks:
-                raise LoaderError(
-                    rel,
-                    "no_text",
-                    "has no text to index.",
-                    "add content, or remove the file from the course.",
-                )
+            return self._pending(course, doc, rel, file_hash, stat.st_size, stat.st_mtime_ns, previous, full)
         except LoaderError as exc:
             return FileResult(
                 path=rel,
@@ -456,14 +482,32 @@ class IngestPipeline:
                 message=f"{rel}: cannot be read ({exc.strerror}).",
                 fix="check the file's permissions and that it still exists.",
             )
+
+    def _pending(
+        self,
+        course: Course,
+        doc: LoadedDocument,
+        rel: str,
+        file_hash: str,
+        size: int,
+        mtime_ns: int,
+        previous: DocumentRecord | None,
+        full: bool,
+    ) -> _Pending:
+        module_path = "/".join(Path(rel).parts[1:])
+        chunks = chunk_document(doc, course, module_path, self.settings.chunking)
+        if not chunks:
+            raise LoaderError(
+                rel, "no_text", "has no text to index.", "add content, or remove the file from the course."
+            )
         known = self.index.ledger.chunk_hashes(rel) if not full else {}
         new = [c for c in chunks if c.id not in known]
         record = DocumentRecord(
             path=rel,
             course_id=course.id,
             file_hash=file_hash,
-            size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
+            size=size,
+            mtime_ns=mtime_ns,
             kind=doc.kind,
             title=doc.title,
             pages=doc.pages,
@@ -477,6 +521,32 @@ class IngestPipeline:
             warnings=[f"{rel}: {w}" for w in doc.warnings],
         )
         return _Pending(result=result, record=record, chunks=chunks, new=new)
+
+    def _sync_package(
+        self, plan: PackagePlan, before: dict[str, DocumentRecord], full: bool
+    ) -> list[FileResult | _Pending]:
+        """Results for a package's documents: unchanged ones without reading, the others chunked."""
+        course = plan.course
+        if course is None:
+            return []
+        results: list[FileResult | _Pending] = [
+            FileResult(path=rel, course_id=course.id, status="unchanged") for rel in plan.unchanged
+        ]
+        for item in plan.docs:
+            rel = plan.rel(item.module)
+            previous = before.get(rel)
+            file_hash = document_hash(course, item.doc)
+            if previous is not None and not full and previous.file_hash == file_hash and previous.size == plan.size:
+                self.index.ledger.touch_document(rel, plan.mtime_ns)
+                results.append(FileResult(path=rel, course_id=course.id, status="unchanged"))
+                continue
+            try:
+                results.append(
+                    self._pending(course, item.doc, rel, file_hash, plan.size, plan.mtime_ns, previous, full)
+                )
+            except LoaderError as exc:
+                results.append(_failed(rel, course.id, exc.reason, exc.message, exc.fix))
+        return results
 
     def _collect_garbage(self) -> None:
         """Remove vectors an interrupted run wrote but never recorded in the ledger."""

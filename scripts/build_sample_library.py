@@ -33,6 +33,12 @@ PPTX convention
 * Lines starting with ``>`` after a slide's bullets are that slide's speaker notes. The first one may
   start with ``notes:`` (which is dropped). A line that is just ``>`` separates notes paragraphs.
 
+SCORM packages
+--------------
+A source folder with an ``imsmanifest.xml`` at its root, ``data/sources/<course>/imsmanifest.xml``, is a SCORM
+package written by hand (manifest, LOM metadata, HTML SCOs, captions). It is zipped, every file in name order
+with fixed timestamps, into ``data/courses/<course>.zip``, which CoursePilot ingests as one course.
+
 Determinism
 -----------
 PDFs are built with reportlab's ``invariant=1`` (fixed dates and document id) and fixed metadata;
@@ -48,7 +54,9 @@ import io
 import re
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -528,6 +536,24 @@ def normalise_zip(data: bytes) -> bytes:
 BUILDERS = {".pdf": build_pdf, ".docx": build_docx, ".pptx": build_pptx}
 
 
+def build_package(folder: Path) -> bytes:
+    """A SCORM zip of `folder`: every file in name order, fixed timestamps and modes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 0
+            zout.writestr(info, path.read_bytes())
+    return out.getvalue()
+
+
+def package_targets() -> list[tuple[Path, Path]]:
+    """(source folder, output zip) for every hand-written SCORM package source."""
+    return [(m.parent, COURSES / f"{m.parent.name}.zip") for m in sorted(SOURCES.glob("*/imsmanifest.xml"))]
+
+
 def targets() -> list[tuple[Path, Path, str]]:
     """(source, output, course title) for every binary module listed in a course.yaml.
 
@@ -557,8 +583,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if any output is out of date; write nothing")
     args = ap.parse_args(argv)
     stale = 0
-    for src_path, out, course_title in targets():
-        data = BUILDERS[out.suffix](parse(src_path), course_title)
+    outputs: list[tuple[Path, Callable[[], bytes]]] = [
+        (out, partial(lambda s, t, o: BUILDERS[o.suffix](parse(s), t), src, title, out))
+        for src, out, title in targets()
+    ]
+    outputs += [(out, partial(build_package, folder)) for folder, out in package_targets()]
+    for out, build in outputs:
+        data = build()
         current = out.read_bytes() if out.exists() else None
         rel = out.relative_to(ROOT)
         if current == data:

@@ -22,6 +22,7 @@ class Location(BaseModel):
     module_title: str
     section: tuple[str, ...] = Field(default=(), description="Heading trail inside the module.")
     page: int | None = Field(default=None, description="1-based page (PDF) or slide (PPTX) number.")
+    timestamp: float | None = Field(default=None, description="Seconds into the video or audio (captions).")
 
     @property
     def section_title(self) -> str:
@@ -33,7 +34,17 @@ class Location(BaseModel):
         if self.section:
             parts.append(self.section[-1])
         text = " › ".join(parts)
+        if self.timestamp is not None:
+            return f"{text} (at {format_timestamp(self.timestamp)})"
         return f"{text} (p. {self.page})" if self.page else text
+
+
+def format_timestamp(seconds: float) -> str:
+    """252.4 -> '04:12'; an hour or more -> '1:02:03'."""
+    total = max(int(seconds), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 class Section(BaseModel):
@@ -42,6 +53,7 @@ class Section(BaseModel):
     heading_path: tuple[str, ...] = ()
     text: str
     page: int | None = None
+    start: float | None = Field(default=None, description="Seconds into the media where the passage starts.")
 
 
 class LoadedDocument(BaseModel):

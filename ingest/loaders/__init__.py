@@ -8,7 +8,7 @@ Public API:
 - ``register(*suffixes)`` registers a loader ``fn(path, limits) -> LoadedDocument``.
 - ``LoaderLimits`` bounds what a loader accepts.
 
-The format modules (pdf, docx, pptx, markdown, html, text) are imported on first use, and
+The format modules (pdf, docx, pptx, markdown, html, text, captions, h5p) are imported on first use, and
 they import their parsing libraries inside the loader functions, so importing this package
 is cheap. The helpers below (SectionBuilder, text normalisation, decoding, zip checks,
 table rendering) are shared by the format modules.
@@ -73,6 +73,9 @@ _BUILTIN_MODULES: dict[str, str] = {
     ".html": "html",
     ".htm": "html",
     ".txt": "text",
+    ".vtt": "captions",
+    ".srt": "captions",
+    ".h5p": "h5p",
 }
 
 

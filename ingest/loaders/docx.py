@@ -2,7 +2,8 @@
 
 'Title' and 'Heading 1'..'Heading 9' styles give the heading trail ('Title' counts as level 1);
 paragraphs and tables are read in document order; list paragraphs keep a '- ' prefix; tables
-become 'Header: value; ...' lines (first row as headers). Zip-bomb checks run before parsing.
+become 'Header: value; ...' lines (first row as headers). Zip-bomb checks run before parsing, and every
+XML part is checked with defusedxml (no DTDs or entities) before python-docx sees it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def _table_rows(table: Any) -> list[list[str]]:
 @register(".docx")
 def load_docx(path: Path, limits: LoaderLimits) -> LoadedDocument:
     check_zip(path, limits, required="word/document.xml", fix_corrupt=FIX_CORRUPT)
+    from ingest.packages.xmlsafe import check_office_xml
+
+    check_office_xml(path, FIX_CORRUPT)
     import docx
 
     try:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from assistant.core.types import LoadedDocument
+from assistant.core.types import LoadedDocument, Section
 from ingest.loaders import (
     LoaderLimits,
     SectionBuilder,
@@ -21,6 +21,7 @@ from ingest.loaders import (
     pick_title,
     register,
     render_table,
+    usable_title,
 )
 
 _WS = re.compile(r"\s+")
@@ -112,11 +113,13 @@ class _Walker:
                 self.walk(child)
 
 
-@register(".html", ".htm")
-def load_html(path: Path, limits: LoaderLimits) -> LoadedDocument:
+def parse_html(path: Path, text: str, limits: LoaderLimits) -> tuple[str | None, list[Section]]:
+    """(title candidate, sections) of an HTML string; `path` only names it in errors.
+
+    Also used for the HTML pages inside e-learning packages, which are read from the archive, not disk.
+    """
     from bs4 import BeautifulSoup
 
-    text, warnings = decode_text(path, path.read_bytes())
     check_text_size(path, text, limits)
     soup = BeautifulSoup(text, "html.parser")
     title_tag = soup.find("title")
@@ -128,7 +131,14 @@ def load_html(path: Path, limits: LoaderLimits) -> LoadedDocument:
     walker.walk(body if body is not None else soup)
     walker.flush()
     sections = builder.finish()
+    return usable_title(meta_title) or builder.first_h1, sections
+
+
+@register(".html", ".htm")
+def load_html(path: Path, limits: LoaderLimits) -> LoadedDocument:
+    text, warnings = decode_text(path, path.read_bytes())
+    title_candidate, sections = parse_html(path, text, limits)
     if not sections:
         warnings.append("the page has no visible body text")
-    title = pick_title(meta_title, builder.first_h1, path=path)
+    title = pick_title(title_candidate, path=path)
     return LoadedDocument(path=str(path), kind="html", title=title, sections=sections, warnings=warnings)

@@ -163,6 +163,9 @@ def source_url(course_id: str, module: str) -> str:
 def to_element(spec: render.SourceSpec) -> Any:
     if spec.kind == "pdf":
         return cl.Pdf(name=spec.name, url=source_url(spec.course_id, spec.module), page=spec.page, display="side")
+    if spec.kind == "video":  # a media fragment (#t=seconds) makes the player open at the cited time
+        url = f"{source_url(spec.course_id, spec.module)}#t={int(spec.start or 0)}"
+        return cl.Video(name=spec.name, url=url, display="side")
     # The passage travels inline (a data: URL), exactly as the data layer stores it: no file under
     # <app root>/.files, which Chainlit deletes whenever any server started from the same folder stops.
     return cl.Text(name=spec.name, url=inline_url(spec.content), display="side")
@@ -453,6 +456,10 @@ async def serve_source(course_id: str, module: str, user: Any = Depends(get_curr
         raise HTTPException(status_code=401, detail="Sign in to open course material.")
     catalogue = await asyncio.to_thread(pilot().catalogue)
     course = catalogue.get(course_id)
+    if course is not None and module not in {m.path for m in course.modules}:
+        media = render.cited_media(course, module, settings().library.dir)
+        if media is not None:
+            return FileResponse(media, headers={"Cache-Control": "private, max-age=3600"})
     if course is None or module not in {m.path for m in course.modules}:
         raise HTTPException(status_code=404, detail="No such module.")
     location = Location(course_id=course_id, course_title=course.title, module=module, module_title="")

@@ -5,7 +5,9 @@ cl.Pdf elements and ActionSpec into cl.Action buttons.
 
 Citations: each citation becomes a side-panel Text element named "[n] Course › Module › Section (p. N)". The
 Sources list repeats that exact name, which Chainlit turns into a link that opens the passage. PDF citations
-also get a Pdf element (named "file.pdf, p. N") opening the module at the cited page.
+also get a Pdf element (named "file.pdf, p. N") opening the module at the cited page. Caption citations carry
+"(at mm:ss)"; when the media file sits beside the captions in the library they also get a Video element
+(named "file.mp4 at mm:ss") that opens at that time; otherwise the timestamp alone tells where to look.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.answering.answer import NO_ANSWER_TEXT
 from assistant.core.errors import CoursePilotError
-from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Location, Playlist
+from assistant.core.types import (
+    Answer,
+    ChatTurn,
+    Citation,
+    Course,
+    CourseSuggestion,
+    Location,
+    Playlist,
+    format_timestamp,
+)
 
 if TYPE_CHECKING:  # heavy imports (index, models) stay out of this module
     from assistant.apps.chat import ProgressView
@@ -38,13 +49,14 @@ GENERIC_ERROR = (
 class SourceSpec:
     """An element to attach to a message: a cited passage (text) or the cited PDF page (pdf)."""
 
-    kind: Literal["text", "pdf"]
+    kind: Literal["text", "pdf", "video"]
     name: str
     content: str = ""
     path: Path | None = None
     page: int | None = None
     course_id: str = ""
     module: str = ""
+    start: float | None = None  # video: seconds to open at
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ def short_label(location: Location) -> str:
     if location.section:
         parts.append(location.section[-1])
     text = " › ".join(parts)
+    if location.timestamp is not None:
+        return f"{text} (at {format_timestamp(location.timestamp)})"
     return f"{text} (p. {location.page})" if location.page else text
 
 
@@ -97,6 +111,8 @@ def passage_markdown(citation: Citation) -> str:
         rows.append(f"- **Section:** {' › '.join(loc.section)}")
     if loc.page:
         rows.append(f"- **Page:** {loc.page}")
+    if loc.timestamp is not None:
+        rows.append(f"- **At:** {format_timestamp(loc.timestamp)}")
     return f"{quote}\n\n" + "\n".join(rows)
 
 
@@ -109,6 +125,51 @@ def pdf_path(location: Location, library_dir: Path | None, folders: Mapping[str,
     if not candidate.is_relative_to(course_dir) or not candidate.is_file():
         return None
     return candidate
+
+
+def media_path(location: Location, library_dir: Path | None, folders: Mapping[str, str]) -> Path | None:
+    """The video/audio file beside cited captions, inside its course folder, or None (not captions, media
+    missing, or the course is a zip package whose media cannot be served from the archive)."""
+    if library_dir is None or location.timestamp is None:
+        return None
+    from ingest.loaders.captions import CAPTION_SUFFIXES, media_for
+
+    course_dir = (Path(library_dir) / folders.get(location.course_id, location.course_id)).resolve()
+    captions = (course_dir / location.module).resolve()
+    if not course_dir.is_dir() or not captions.is_relative_to(course_dir) or captions.suffix not in CAPTION_SUFFIXES:
+        return None
+    media = media_for(captions)
+    if media is None or not media.resolve().is_relative_to(course_dir):
+        return None
+    return media.resolve()
+
+
+def cited_media(course: Course, media: str, library_dir: Path | None) -> Path | None:
+    """The media file `media` (path in the course folder) if it is the companion of one of the course's
+    caption modules; the chat serves only such files, so a cited video can play."""
+    for module in course.modules:
+        location = Location(course_id=course.id, course_title="", module=module.path, module_title="", timestamp=0.0)
+        path = media_path(location, library_dir, {course.id: course.folder or course.id})
+        if path is not None and path.name == Path(media).name and Path(module.path).parent == Path(media).parent:
+            return path
+    return None
+
+
+def video_source(citation: Citation, library_dir: Path | None, folders: Mapping[str, str]) -> SourceSpec | None:
+    """A video element opening the cited media at the cited time, when the media file is in the library."""
+    loc = citation.location
+    path = media_path(loc, library_dir, folders)
+    if path is None or loc.timestamp is None:
+        return None
+    course_dir = (Path(library_dir or ".") / folders.get(loc.course_id, loc.course_id)).resolve()
+    return SourceSpec(
+        kind="video",
+        name=f"{path.name} at {format_timestamp(loc.timestamp)}",
+        path=path,
+        course_id=loc.course_id,
+        module=path.relative_to(course_dir).as_posix(),
+        start=loc.timestamp,
+    )
 
 
 _READ_NEXT = re.compile(r"\n*^Read next:.*$", re.MULTILINE)
@@ -158,6 +219,12 @@ def render_answer(
                     )
                 )
             line += f" · PDF: {pname}"
+        video = video_source(citation, library_dir, folders)
+        if video is not None:
+            if video.name not in pdf_names:
+                pdf_names.add(video.name)
+                sources.append(video)
+            line += f" · Video: {video.name}"
         lines.append(line)
     if lines:
         parts.append("**Sources**\n" + "\n".join(lines))
