@@ -19,7 +19,7 @@ from assistant.core.settings import Settings
 from assistant.core.text import tokenize
 from assistant.core.types import Answer, ChatTurn, Course, CourseSuggestion, Evidence, Playlist
 from assistant.index.library import LibraryIndex
-from assistant.models.chat import ModelCallError, get_chat_model
+from assistant.models.chat import ModelCallError, complete, get_chat_model
 from assistant.planning.learners import LearnerStore
 from assistant.planning.playlist import parse_budget, plan
 from assistant.retrieval.finder import rank_courses
@@ -104,19 +104,14 @@ class CoursePilot:
         """Resolve a follow-up against the conversation (model rewrite when configured, else a rule)."""
         if not history:
             return question
-        if self.answerer.chat_model is not None:
-            from langchain_core.messages import HumanMessage
-
+        model = self.answerer.chat_model
+        if model is not None:
             from assistant.answering.answer import format_history
             from assistant.answering.prompts import load_prompt
-            from assistant.models.chat import call_with_retries
 
             prompt = load_prompt("rewrite").render(history=format_history(history), question=question)
             try:
-                rewritten = call_with_retries(
-                    lambda: self.answerer.chat_model.invoke([HumanMessage(content=prompt)]),
-                    self.settings.chat,
-                ).strip()
+                rewritten = complete(model, prompt, self.settings.chat).strip()
                 if rewritten:
                     return rewritten.splitlines()[0][: self.settings.limits.max_question_chars]
             except ModelCallError:
@@ -222,10 +217,13 @@ class CoursePilot:
                     outcome: dict[str, Any] = {}
 
                     def work() -> None:
-                        renumber = _StreamRenumberer()
                         try:
                             outcome["value"] = answerer.stream_generate(
-                                standalone, evidence, history, lambda t: events.put(renumber.feed(t))
+                                standalone,
+                                evidence,
+                                history,
+                                lambda t: events.put(StreamEvent(type="token", text=t)),
+                                lambda: events.put(StreamEvent(type="reset")),
                             )
                         except BaseException as exc:  # re-raised in the consumer thread
                             outcome["error"] = exc
@@ -234,8 +232,7 @@ class CoursePilot:
 
                     threading.Thread(target=work, daemon=True).start()
                     while (event := events.get()) is not None:
-                        if event.text:
-                            yield event
+                        yield event
                     if "error" in outcome:
                         raise outcome["error"]
                     text, citations, model_refused = outcome["value"]
@@ -252,7 +249,8 @@ class CoursePilot:
                 stop()
                 notice = f"The AI model is unavailable ({exc.reason}), so this answer is quoted from the course text."
                 if _emit_tokens:
-                    yield StreamEvent(type="reset", text=notice)
+                    yield StreamEvent(type="reset")
+                    yield StreamEvent(type="notice", text=notice)
                 text, citations = answerer.extractive(standalone, evidence, query_idf, read_next)
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
@@ -354,17 +352,15 @@ class CoursePilot:
 
     def _playlist_intro(self, path: Playlist) -> str | None:
         """A friendlier introduction written by the model; the items and their order stay the planner's."""
-        from langchain_core.messages import HumanMessage
-
         from assistant.answering.prompts import load_prompt
-        from assistant.models.chat import call_with_retries
 
+        model = self.answerer.chat_model
+        if model is None:
+            return None
         steps = "\n".join(f"{i}. {item.title} ({item.minutes} min): {item.why}" for i, item in enumerate(path.items, 1))
         prompt = load_prompt("playlist_intro").render(goal=path.goal, steps=steps)
         try:
-            text = call_with_retries(
-                lambda: self.answerer.chat_model.invoke([HumanMessage(content=prompt)]), self.settings.chat
-            )
+            text = complete(model, prompt, self.settings.chat)
         except ModelCallError:
             return None
         return text.strip() or None
@@ -395,26 +391,3 @@ def _strip_find_phrasing(query: str) -> str:
     topic = _FIND_PHRASES.sub("", query).strip(" ?.!")
     topic = re.sub(r"^(teaches|teach|covers|cover|about|on|for)\s+", "", topic, flags=re.IGNORECASE)
     return topic or query
-
-
-class _StreamRenumberer:
-    """Turns streamed [S3] keys into the [1], [2] numbering of the final answer as tokens arrive."""
-
-    def __init__(self) -> None:
-        self.buffer = ""
-        self.order: dict[str, int] = {}
-
-    def feed(self, token: str) -> StreamEvent:
-        self.buffer += token
-        cut = self.buffer.rfind("[")
-        if cut != -1 and "]" not in self.buffer[cut:]:
-            ready, self.buffer = self.buffer[:cut], self.buffer[cut:]
-        else:
-            ready, self.buffer = self.buffer, ""
-
-        def number(match: re.Match[str]) -> str:
-            key = match.group(1)
-            self.order.setdefault(key, len(self.order) + 1)
-            return f"[{self.order[key]}]"
-
-        return StreamEvent(type="token", text=re.sub(r"\[(S\d+)\]", number, ready))

@@ -20,7 +20,7 @@ from typing import Any
 from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings
 from assistant.core.types import Answer
-from assistant.models.chat import ModelCallError, call_with_retries, get_chat_model
+from assistant.models.chat import ModelCallError, complete, get_chat_model
 from evals.metrics import MetricValue
 
 __all__ = ["JUDGE_PROMPT_VARIABLES", "Judge", "judge_enabled", "make_judge", "parse_judge_json"]
@@ -87,9 +87,7 @@ class Judge:
         return self.settings.chat.model
 
     def _ask(self, prompt: str) -> dict[str, Any]:
-        from langchain_core.messages import HumanMessage
-
-        raw = call_with_retries(lambda: self.chat_model.invoke([HumanMessage(content=prompt)]), self.settings.chat)
+        raw = complete(self.chat_model, prompt, self.settings.chat)
         return parse_judge_json(raw)
 
     def faithfulness(self, question: str, answer: str, contexts: Sequence[str]) -> MetricValue:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -29,6 +29,11 @@ from evals.gates import check_thresholds, compare_with_baseline, load_summary
 from evals.metrics import METRIC_NAMES, MetricValue
 from evals.report import write_reports
 from evals.types import BaselineComparison, CaseResult, MetricDelta, RunSummary
+
+if TYPE_CHECKING:
+    from assistant.core.settings import Settings
+    from assistant.pilot import CoursePilot
+    from evals.judge import Judge
 
 __all__ = [
     "METRIC_NAMES",
@@ -69,7 +74,7 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_config(settings: Any, judge_model: str | None) -> dict[str, Any]:
+def run_config(settings: Settings, judge_model: str | None) -> dict[str, Any]:
     """What the numbers depend on (no secrets): index collection, retrieval/fusion, models."""
     return {
         "collection": settings.collection_name(),
@@ -134,8 +139,8 @@ def _verdict(result: CaseResult, answerable: bool) -> tuple[bool, str | None]:
 
 def evaluate_case(
     case: AnswerCase | FindCase | PlaylistCase,
-    pilot: Any,
-    judge: Any = None,
+    pilot: CoursePilot,
+    judge: Judge | None = None,
     prerequisites: Mapping[str, Sequence[str]] | None = None,
 ) -> CaseResult:
     """Run one case through CoursePilot and score it. Errors are recorded on the result, not raised."""
@@ -176,7 +181,7 @@ def evaluate_case(
     return result
 
 
-def _run_answer(case: AnswerCase, pilot: Any, judge: Any, result: CaseResult) -> None:
+def _run_answer(case: AnswerCase, pilot: CoursePilot, judge: Judge | None, result: CaseResult) -> None:
     history = [ChatTurn(role=t.role, content=t.content) for t in case.history]
     start = time.perf_counter()
     answer = pilot.ask(case.question, history=history, course=case.course, level=case.level)
@@ -205,7 +210,7 @@ def _run_answer(case: AnswerCase, pilot: Any, judge: Any, result: CaseResult) ->
     result.metrics = scores
 
 
-def _run_find(case: FindCase, pilot: Any, result: CaseResult) -> None:
+def _run_find(case: FindCase, pilot: CoursePilot, result: CaseResult) -> None:
     start = time.perf_counter()
     found = pilot.find(case.question)
     result.latency_ms = round((time.perf_counter() - start) * 1000, 2)
@@ -224,7 +229,7 @@ def _run_find(case: FindCase, pilot: Any, result: CaseResult) -> None:
 
 
 def _run_playlist(
-    case: PlaylistCase, pilot: Any, prerequisites: Mapping[str, Sequence[str]], result: CaseResult
+    case: PlaylistCase, pilot: CoursePilot, prerequisites: Mapping[str, Sequence[str]], result: CaseResult
 ) -> None:
     start = time.perf_counter()
     playlist = pilot.playlist(
@@ -310,13 +315,13 @@ def load_results(path: Path) -> list[CaseResult]:
 
 def run_eval(
     dataset_path: str | Path,
-    pilot: Any,
+    pilot: CoursePilot,
     name: str,
     runs_dir: Path = Path("runs"),
     baseline: str | None = None,
     resume: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    judge: Any = None,
+    judge: Judge | Literal[False] | None = None,
 ) -> RunSummary:
     """Run every case of a dataset through `pilot`, write runs/NAME/*, and return the summary.
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES, make_settings
 from fake_openai import FakeOpenAIServer, Reply
 
-from assistant.answering.citations import number_citations, resolve_keys
+from assistant.answering.citations import CitationStream, cite, number_citations
 from assistant.core.settings import Settings
 from assistant.core.types import ChatTurn, Chunk, Evidence, Location
 from assistant.pilot import CoursePilot, rule_rewrite
@@ -147,11 +147,42 @@ def test_streamed_tokens_match_the_final_answer(small: Settings, fake_openai: Fa
 
 
 def test_stream_dropped_midway_resets_and_recovers(small: Settings, fake_openai: FakeOpenAIServer) -> None:
-    fake_openai.script(Reply.dropped(after=2))
+    """The dropped attempt's text is taken back (one reset), then the retry streams the whole answer once."""
+    text = "Type the value, then press Enter to confirm it [S1]. Check the cell afterwards [S2]."
+    fake_openai.script(Reply(text=text, stream_drop_after=4), text)
     events = list(with_model(small, fake_openai).stream(QUESTION))
-    assert [e.type for e in events].count("answer") == 1
+    kinds = [e.type for e in events]
+    assert kinds.count("reset") == 1 and kinds.count("answer") == 1
+    final = events[-1].answer
+    assert final is not None and final.mode == "generative" and not final.fallback_reason
+    before = "".join(e.text for e in events[: kinds.index("reset")] if e.type == "token")
+    after = "".join(e.text for e in events[kinds.index("reset") :] if e.type == "token")
+    assert before and final.text.startswith(before)  # what was shown before the drop is the start of the answer
+    assert after == final.text  # and after the reset the whole answer streams exactly once
+    assert len(fake_openai.chat_requests()) == 2
+
+
+def test_streamed_citations_are_numbered_like_the_saved_answer(small: Settings, fake_openai: FakeOpenAIServer) -> None:
+    """Grouped keys, invented keys and keys split across tokens: the stream shows exactly the saved text."""
+    fake_openai.script("Press Enter to confirm [S2, S1]. Then check it [S9]. Ask for help [S1;S7] , or retry [S3].")
+    events = list(with_model(small, fake_openai).stream(QUESTION))
     final = events[-1].answer
     assert final is not None and final.mode == "generative"
+    streamed = "".join(e.text for e in events if e.type == "token")
+    assert streamed == final.text
+    assert final.text == "Press Enter to confirm [1][2]. Then check it. Ask for help [2], or retry [3]."
+    assert [c.chunk_id for c in final.citations] == [final.evidence[i].chunk.id for i in (1, 0, 2)]
+
+
+def test_notice_tells_the_learner_why_the_answer_is_quoted(small: Settings, fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.script(Reply.error(500), Reply.error(500))
+    events = list(with_model(small, fake_openai, max_retries=1).stream(QUESTION))
+    notices = [e.text for e in events if e.type == "notice"]
+    final = events[-1].answer
+    assert final is not None and final.mode == "extractive"
+    assert notices == [final.fallback_reason]
+    after = events[[e.type for e in events].index("notice") :]
+    assert "".join(e.text for e in after if e.type == "token") == final.text
 
 
 def test_extractive_stream_emits_tokens(small: Settings) -> None:
@@ -210,11 +241,16 @@ def test_resolve_and_number_citations() -> None:
         )
         for i in (1, 2, 3)
     ]
-    text, used = resolve_keys("A [S3]. B [S1; S9]. C [S3][S2].", ev)
-    assert text == "A [S3]. B [S1]. C [S3][S2]."
-    numbered, citations = number_citations(text, used)
-    assert numbered == "A [1]. B [2]. C [1][3]."
+    text, citations = cite("A [S3]. B [S1; S9]. C [S3][S2] [S8].", ev)
+    assert text == "A [1]. B [2]. C [1][3]."
     assert [c.chunk_id for c in citations] == ["c3", "c1", "c2"]
+    numbered, used = number_citations("A [S2]. B [S1].", ev[:1])
+    assert numbered == "A . B [1]." and [c.chunk_id for c in used] == ["c1"]
+    # Fed one character at a time, the stream shows the same text.
+    stream = CitationStream(ev)
+    raw = "  Lead [S2,S3] and [S9]: more [S1] [x] [S"
+    shown = "".join(stream.feed(ch) for ch in raw) + stream.finish()
+    assert shown == cite(raw, ev)[0] == "Lead [1][2] and: more [3] [x] [S"
 
 
 def test_empty_and_oversized_questions_get_clear_errors(small: Settings) -> None:

@@ -9,7 +9,8 @@ import pytest
 from conftest import SAMPLE_LIBRARY, make_settings
 
 from assistant.core.settings import EmbeddingSettings
-from assistant.models.embeddings import LocalEmbedder, get_embedder
+from assistant.models.embeddings import get_embedder
+from assistant.models.local_embedder import LocalEmbedder
 
 QUESTIONS = [
     "How do I give feedback that someone can act on?",

@@ -7,16 +7,20 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from assistant.answering.citations import number_citations, resolve_keys
+from assistant.answering.citations import CitationStream, cite, number_citations
 from assistant.answering.prompts import load_prompt
 from assistant.core.settings import Settings
 from assistant.core.text import split_sentences, tokenize
 from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
-from assistant.models.chat import ModelCallError, call_with_retries, stream_with_retries
+from assistant.models.chat import ModelCallError, complete, stream_with_retries
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 # The one phrase that means "not in the library", shared by the prompt, the parser and the UI.
 CANNOT_ANSWER = "I cannot answer this from the course library."
@@ -25,7 +29,12 @@ _MAX_SENTENCES = 3
 
 
 class StreamEvent(BaseModel):
-    """One event of a streamed answer: tokens, a notice, then the final Answer."""
+    """One event of a streamed answer, in order: tokens, then one 'answer' event carrying the final Answer.
+
+    'reset': take back the text streamed so far (a model stream dropped midway and is retried, or the model failed
+    and an extractive answer follows). 'notice': a short message about this answer for the learner (why it is
+    quoted from the course text), shown apart from the answer text.
+    """
 
     type: Literal["token", "notice", "reset", "answer"]
     text: str = ""
@@ -120,12 +129,16 @@ def refusal_text(suggestions: Sequence[CourseSuggestion]) -> str:
 class Answerer:
     """Composes answers from evidence; uses the chat model when one is configured."""
 
-    def __init__(self, settings: Settings, chat_model: Any = None, stream_model: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, chat_model: BaseChatModel | None = None, stream_model: BaseChatModel | None = None
+    ) -> None:
         self.settings = settings
         self.chat_model = chat_model
         self.stream_model = stream_model
 
-    def build_messages(self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]) -> list[Any]:
+    def build_messages(
+        self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]
+    ) -> list[BaseMessage]:
         """System rules, then evidence as delimited data, then the question."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -150,8 +163,9 @@ class Answerer:
         self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]
     ) -> tuple[str, list[Citation], bool]:
         """Call the model (with retries); returns text with numbered citations, citations, and model-refused."""
-        messages = self.build_messages(question, evidence, history)
-        raw = call_with_retries(lambda: self.chat_model.invoke(messages), self.settings.chat)
+        if self.chat_model is None:
+            raise ModelCallError("no chat model is configured", 0)
+        raw = complete(self.chat_model, self.build_messages(question, evidence, history), self.settings.chat)
         return self._parse(raw, evidence)
 
     def stream_generate(
@@ -160,18 +174,41 @@ class Answerer:
         evidence: Sequence[Evidence],
         history: Sequence[ChatTurn],
         on_token: Callable[[str], None],
+        on_reset: Callable[[], None] | None = None,
     ) -> tuple[str, list[Citation], bool]:
-        messages = self.build_messages(question, evidence, history)
+        """generate(), streamed: `on_token` gets answer text already numbered as the saved answer will be.
+
+        When a stream drops midway and is retried, `on_reset` is called first: the text given so far is void.
+        The concatenated tokens equal the returned text (unless the model refused: then the caller refuses).
+        """
         model = self.stream_model or self.chat_model
-        raw = stream_with_retries(lambda: model.stream(messages), self.settings.chat, on_token)
+        if model is None:
+            raise ModelCallError("no chat model is configured", 0)
+        messages = self.build_messages(question, evidence, history)
+        numbering = CitationStream(evidence)
+
+        def token(text: str) -> None:
+            shown = numbering.feed(text)
+            if shown:
+                on_token(shown)
+
+        def reset() -> None:
+            nonlocal numbering
+            numbering = CitationStream(evidence)
+            if on_reset is not None:
+                on_reset()
+
+        raw = stream_with_retries(lambda: model.stream(messages), self.settings.chat, token, reset)
+        tail = numbering.finish()
+        if tail:
+            on_token(tail)
         return self._parse(raw, evidence)
 
     def _parse(self, raw: str, evidence: Sequence[Evidence]) -> tuple[str, list[Citation], bool]:
         if CANNOT_ANSWER.lower().rstrip(".") in raw.lower():
             return raw.strip(), [], True
-        text, used = resolve_keys(raw, evidence)
-        numbered, citations = number_citations(text, used)
-        return numbered, citations, False
+        text, citations = cite(raw, evidence)
+        return text, citations, False
 
 
 def timed(timings: dict[str, float], name: str) -> Callable[[], None]:

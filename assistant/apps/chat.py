@@ -1,21 +1,22 @@
-"""Routes one chat turn: question, find-a-course, learning path or progress. Shared by the UI and the CLI.
+"""Routes one chat turn: question, find-a-course, learning path or progress (the chat UI runs what it picks).
 
-With a chat model configured the model picks a LangChain tool; otherwise a deterministic router decides.
+With a chat model configured the model picks one of the tool schemas below; otherwise a deterministic router
+decides.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.errors import CoursePilotError
-from assistant.core.types import Answer, ChatTurn, Playlist
-from assistant.pilot import CoursePilot, FindResult
+from assistant.pilot import CoursePilot
 from assistant.planning.learners import SavedPlaylist
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,45 @@ class ProgressView(BaseModel):
     playlists: list[SavedPlaylist] = Field(default_factory=list)
 
 
-class TurnResult(BaseModel):
-    """What one chat turn produced; exactly one of the payloads is set."""
+class AskLibrary(BaseModel):
+    """Answer a question from the course library, with citations to course, module, section and page."""
 
-    intent: Intent
-    routed_by: Literal["rules", "model"] = "rules"
-    answer: Answer | None = None
-    find: FindResult | None = None
-    playlist: Playlist | None = None
-    progress: ProgressView | None = None
+    model_config = ConfigDict(title="ask_library")
+    question: str = Field(description="The learner's question, as a standalone sentence.")
+
+
+class FindCourse(BaseModel):
+    """Find which courses teach a skill, with the sections and pages where it is taught."""
+
+    model_config = ConfigDict(title="find_course")
+    query: str = Field(description="The skill or topic.")
+
+
+class BuildLearningPath(BaseModel):
+    """Build an ordered learning path (playlist) for a goal, respecting prerequisites and a time budget."""
+
+    model_config = ConfigDict(title="build_learning_path")
+    goal: str = Field(description="What the learner wants to get good at.")
+    minutes: int | None = Field(default=None, description="Time budget in minutes, if the learner gave one.")
+
+
+class ShowProgress(BaseModel):
+    """Show the signed-in learner's completed items and saved learning paths."""
+
+    model_config = ConfigDict(title="show_progress")
+
+
+# The tools the chat model may pick from: only their schemas are sent; the router runs the chosen intent itself.
+TOOLS: dict[str, tuple[Intent, type[BaseModel]]] = {
+    "ask_library": ("question", AskLibrary),
+    "find_course": ("find", FindCourse),
+    "build_learning_path": ("playlist", BuildLearningPath),
+    "show_progress": ("progress", ShowProgress),
+}
 
 
 class ChatRouter:
-    """One turn in, one typed result out."""
+    """Decides what one chat turn is (the UI then runs it): a question, find-a-course, a learning path, progress."""
 
     def __init__(self, pilot: CoursePilot) -> None:
         self.pilot = pilot
@@ -91,87 +118,29 @@ class ChatRouter:
                 return picked[0], picked[1], "model"
         return route(message), message, "rules"
 
-    def _model_route(self, model: Any, message: str) -> tuple[Intent, str] | None:
+    def _model_route(self, model: BaseChatModel, message: str) -> tuple[Intent, str] | None:
         from langchain_core.messages import HumanMessage, SystemMessage
+        from pydantic import ValidationError
 
         from assistant.answering.prompts import load_prompt
-        from assistant.models.chat import ModelCallError, call_with_retries
+        from assistant.models.chat import ModelCallError, invoke_with_retries
 
-        tools = make_tools(self.pilot, learner_id=None)
-        bound = model.bind_tools(tools)
-        captured: dict[str, Any] = {}
-
-        def invoke() -> Any:
-            result = bound.invoke([SystemMessage(content=load_prompt("router").text), HumanMessage(content=message)])
-            captured["calls"] = getattr(result, "tool_calls", None) or []
-            return result
-
+        bound = model.bind_tools([schema for _, schema in TOOLS.values()])
+        messages = [SystemMessage(content=load_prompt("router").text), HumanMessage(content=message)]
         try:
-            call_with_retries(invoke, self.pilot.settings.chat)
+            reply = invoke_with_retries(bound, messages, self.pilot.settings.chat)
         except ModelCallError as exc:
             log.warning("model routing failed, using rules: %s", exc.reason)
             return None
-        intents: dict[str, Intent] = {
-            "ask_library": "question",
-            "find_course": "find",
-            "build_learning_path": "playlist",
-            "show_progress": "progress",
-        }
-        for call in captured.get("calls", []):
-            intent = intents.get(call.get("name", ""))
-            if intent is not None:
-                args = call.get("args") or {}
-                text = str(args.get("question") or args.get("query") or args.get("goal") or message)
-                return intent, text
+        for call in getattr(reply, "tool_calls", None) or []:
+            tool = TOOLS.get(call.get("name", ""))
+            if tool is None:
+                continue
+            intent, schema = tool
+            try:
+                args = schema.model_validate(call.get("args") or {})
+            except ValidationError:  # model output is hostile: a malformed call falls back to the message
+                return intent, message
+            text = getattr(args, "question", None) or getattr(args, "query", None) or getattr(args, "goal", None)
+            return intent, str(text or message)
         return None
-
-    def handle(
-        self,
-        message: str,
-        learner_id: str | None = None,
-        history: Sequence[ChatTurn] | None = None,
-        minutes: int | None = None,
-    ) -> TurnResult:
-        """Route and run one turn (answers are not streamed here; the UI streams questions itself)."""
-        intent, text, routed_by = self.choose(message)
-        if intent == "progress":
-            if not learner_id:
-                raise CoursePilotError("Progress needs a signed-in learner.", "sign in, or pass --learner ID.")
-            return TurnResult(intent=intent, routed_by=routed_by, progress=self.progress_view(learner_id))
-        if intent == "playlist":
-            path = self.pilot.playlist(text, learner_id=learner_id, minutes=minutes)
-            return TurnResult(intent=intent, routed_by=routed_by, playlist=path)
-        if intent == "find":
-            return TurnResult(intent=intent, routed_by=routed_by, find=self.pilot.find(text))
-        return TurnResult(
-            intent="question", routed_by=routed_by, answer=self.pilot.ask(text, history=list(history or []))
-        )
-
-
-def make_tools(pilot: CoursePilot, learner_id: str | None) -> list[Any]:
-    """The LangChain tools the chat model can call; each returns JSON of the typed result."""
-    from langchain_core.tools import tool
-
-    @tool
-    def ask_library(question: str) -> str:
-        """Answer a question from the course library, with citations to course, module, section and page."""
-        return pilot.ask(question).model_dump_json(exclude={"evidence"})
-
-    @tool
-    def find_course(query: str) -> str:
-        """Find which courses teach a skill, with the sections and pages where it is taught."""
-        return pilot.find(query).model_dump_json()
-
-    @tool
-    def build_learning_path(goal: str, minutes: int | None = None) -> str:
-        """Build an ordered learning path (playlist) for a goal, respecting prerequisites and a time budget."""
-        return pilot.playlist(goal, learner_id=learner_id, minutes=minutes).model_dump_json()
-
-    @tool
-    def show_progress() -> str:
-        """Show the signed-in learner's completed items and saved learning paths."""
-        if not learner_id:
-            return '{"error": "not signed in"}'
-        return ChatRouter(pilot).progress_view(learner_id).model_dump_json()
-
-    return [ask_library, find_course, build_learning_path, show_progress]

@@ -43,10 +43,12 @@ class ChromaSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    provider: Literal["local", "openai"] = Field(
+    provider: str = Field(
         default="local",
+        min_length=1,
         description="'local': sentence-transformers with the bundled all-MiniLM-L6-v2; "
-        "'openai': any OpenAI-compatible /embeddings endpoint.",
+        "'openai': any OpenAI-compatible /embeddings endpoint; or the name of a backend added with "
+        "register_embedder() or a 'coursepilot.embedders' entry point.",
     )
     model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(

@@ -8,16 +8,19 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from assistant.core.errors import ConfigError, ModelError
 from assistant.core.settings import ChatSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
+    from langchain_core.runnables import Runnable
 
 
 def get_chat_model(settings: ChatSettings, streaming: bool = False) -> BaseChatModel | None:
@@ -31,7 +34,7 @@ def get_chat_model(settings: ChatSettings, streaming: bool = False) -> BaseChatM
         )
     from langchain_openai import ChatOpenAI
 
-    # Retries are ours (answer.py) so that backoff, Retry-After and fallback are visible and bounded.
+    # Retries are ours (invoke_with_retries) so that backoff, Retry-After and fallback are visible and bounded.
     return ChatOpenAI(
         model=settings.model,
         base_url=settings.base_url,
@@ -92,24 +95,50 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     return min(0.25 * (2**attempt), 8.0) * (0.5 + random.random() / 2)
 
 
-def call_with_retries(call: Callable[[], Any], settings: ChatSettings) -> str:
-    """Invoke a chat model with bounded retries and backoff (honouring Retry-After); returns the text."""
+def message_text(result: Any) -> str:
+    """The text of a chat model's reply (a message with str or list-of-parts content, or anything else)."""
+    text = result.content if hasattr(result, "content") else str(result)
+    if not isinstance(text, str):
+        text = "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in text)
+    return text
+
+
+def _with_retries(call: Callable[[], T], settings: ChatSettings, what: str, on_failure: Callable[[], None]) -> T:
+    """Run `call` with bounded retries and backoff (honouring Retry-After); `on_failure` runs after each failure."""
     attempts = settings.max_retries + 1
     reason = "unknown error"
     for attempt in range(attempts):
         try:
-            result = call()
-            text = result.content if hasattr(result, "content") else str(result)
-            if not isinstance(text, str):
-                text = "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in text)
-            return text
+            return call()
         except Exception as exc:  # classified below; anything unknown is retried, then reported
             retryable, retry_after, reason = _classify(exc)
-            log.warning("chat model call failed (attempt %d/%d): %s", attempt + 1, attempts, reason)
+            log.warning("chat model %s failed (attempt %d/%d): %s", what, attempt + 1, attempts, reason)
+            on_failure()
             if not retryable or attempt == attempts - 1:
                 raise ModelCallError(reason, attempt + 1) from exc
             time.sleep(_backoff(attempt, retry_after))
     raise ModelCallError(reason, attempts)
+
+
+def invoke_with_retries(
+    model: Runnable[Any, Any], messages: str | Sequence[BaseMessage], settings: ChatSettings
+) -> Any:
+    """One request to a chat model (or a model with tools bound) with bounded retries and backoff.
+
+    `messages` is a prompt (sent as one user message) or the message list; returns the model's reply message.
+    Retries honour Retry-After; after the last attempt a ModelCallError says why, without secrets.
+    """
+    if isinstance(messages, str):
+        from langchain_core.messages import HumanMessage
+
+        messages = [HumanMessage(content=messages)]
+    sent = list(messages)
+    return _with_retries(lambda: model.invoke(sent), settings, "call", lambda: None)
+
+
+def complete(model: Runnable[Any, Any], messages: str | Sequence[BaseMessage], settings: ChatSettings) -> str:
+    """invoke_with_retries, returning the reply's text."""
+    return message_text(invoke_with_retries(model, messages, settings))
 
 
 def stream_with_retries(
@@ -118,24 +147,24 @@ def stream_with_retries(
     on_token: Callable[[str], None],
     on_reset: Callable[[], None] | None = None,
 ) -> str:
-    """Stream tokens with the same retry policy; a stream cut midway restarts (after on_reset)."""
-    attempts = settings.max_retries + 1
-    reason = "unknown error"
-    for attempt in range(attempts):
-        parts: list[str] = []
-        try:
-            for chunk in open_stream():
-                token = chunk.content if hasattr(chunk, "content") else str(chunk)
-                if isinstance(token, str) and token:
-                    parts.append(token)
-                    on_token(token)
-            return "".join(parts)
-        except Exception as exc:  # see call_with_retries
-            retryable, retry_after, reason = _classify(exc)
-            log.warning("chat model stream failed (attempt %d/%d): %s", attempt + 1, attempts, reason)
-            if parts and on_reset is not None:
-                on_reset()
-            if not retryable or attempt == attempts - 1:
-                raise ModelCallError(reason, attempt + 1) from exc
-            time.sleep(_backoff(attempt, retry_after))
-    raise ModelCallError(reason, attempts)
+    """Stream tokens with the same retry policy as invoke_with_retries.
+
+    A stream cut midway restarts from the beginning; `on_reset` is called first when tokens were already handed to
+    `on_token`, so the caller can take them back instead of showing them twice.
+    """
+    parts: list[str] = []
+
+    def attempt() -> str:
+        parts.clear()
+        for chunk in open_stream():
+            token = chunk.content if hasattr(chunk, "content") else str(chunk)
+            if isinstance(token, str) and token:
+                parts.append(token)
+                on_token(token)
+        return "".join(parts)
+
+    def failed() -> None:
+        if parts and on_reset is not None:
+            on_reset()
+
+    return _with_retries(attempt, settings, "stream", failed)

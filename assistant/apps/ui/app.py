@@ -329,14 +329,22 @@ async def answer_question(question: str, history: list[ChatTurn], learner: str) 
     """Stream the answer token by token, then replace it with the final cited text and its sources."""
     msg = cl.Message(content="")
     answer: Answer | None = None
+    # 'reset' takes back what was streamed (a dropped model stream is retried, or the model failed); 'notice'
+    # heads the message (why the answer is quoted). Either makes the next token replace the whole content.
+    notice, streamed, replace = "", "", False
     try:
         async for event in pilot().astream(question, list(history)):
             if event.type == "token":
-                await msg.stream_token(event.text)
+                streamed += event.text
+                if replace:
+                    await msg.stream_token(notice + streamed, is_sequence=True)
+                    replace = False
+                else:
+                    await msg.stream_token(event.text)
             elif event.type == "reset":
-                await msg.stream_token(f"> ⚠ {event.text}\n\n", is_sequence=True)
+                streamed, replace = "", True
             elif event.type == "notice" and event.text:
-                await msg.stream_token(f"\n\n_{event.text}_\n\n")
+                notice, replace = f"> ⚠ {event.text}\n\n", True
             elif event.type == "answer":
                 answer = event.answer
         if answer is None:
