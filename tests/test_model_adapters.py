@@ -105,7 +105,7 @@ def test_ingest_pipeline_embeds_with_the_given_embedder(tmp_path: Path) -> None:
     assert sum(n for n, query in injected.calls if not query) == report.chunks_embedded
 
 
-PLUGIN = '''
+PLUGIN = """
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +123,7 @@ class PluginEmbedder(BaseEmbedder):
         with open(Path(__file__).with_name("used.log"), "a") as log:
             log.write(f"{len(texts)}\\n")
         return self.inner.embed_documents(texts)
-'''
+"""
 
 
 def test_entry_point_plugin_is_reachable_from_the_cli(tmp_path: Path) -> None:

@@ -16,15 +16,31 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from assistant.core.errors import CoursePilotError, ModelError
+from assistant.core.errors import CoursePilotError, ModelError, ServiceUnavailableError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-# Exit codes: 0 ok; 1 the job ran but something in it failed (a file, an eval gate); 2 bad input or
-# settings; 3 a service (model endpoint, Chroma server, database) is unreachable; 4 an unexpected error (a bug).
+# Exit codes (README "Exit codes"): 0 ok; 1 the job ran but something in it failed (a file, an eval gate); 2 bad
+# input or settings; 3 a service (model endpoint, Chroma server, database) is unreachable; 4 an unexpected error.
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+# The one table from error classes to exit codes; the closest class in an error's MRO decides.
+EXIT_CODES: dict[type[BaseException], int] = {
+    ServiceUnavailableError: EXIT_SERVICE,
+    ModelError: EXIT_SERVICE,
+    CoursePilotError: EXIT_USAGE,
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error (EXIT_INTERNAL for anything that is not a CoursePilotError: a bug)."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return EXIT_INTERNAL
+
+
 T = TypeVar("T")
 
 # Tracebacks are not for users: unexpected errors reach main(), which prints one line (the trace is logged).
@@ -51,7 +67,7 @@ def settings_from_env() -> Any:
 
 
 def fail(exc: CoursePilotError, as_json: bool = False) -> NoReturn:
-    code = EXIT_SERVICE if isinstance(exc, ModelError) else EXIT_USAGE
+    code = exit_code(exc)
     if as_json:
         print(json.dumps({"error": exc.message, "fix": exc.fix, "type": type(exc).__name__}))
     else:
@@ -673,7 +689,7 @@ def main() -> None:
         err.print(f"[bold red]Error:[/] {escape(exc.message)}")
         if exc.fix:
             err.print(f"[bold]Fix:[/] {escape(exc.fix)}")
-        sys.exit(EXIT_SERVICE if isinstance(exc, ModelError) else EXIT_USAGE)
+        sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         err.print("Interrupted.")
         sys.exit(130)
@@ -684,7 +700,7 @@ def main() -> None:
             "[bold]Fix:[/] run again with COURSEPILOT_LOG_LEVEL=DEBUG to see where it happened, and report it "
             "with that output."
         )
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(exit_code(exc))
 
 
 if __name__ == "__main__":

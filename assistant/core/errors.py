@@ -16,6 +16,13 @@ class ConfigError(CoursePilotError):
     """A setting is missing or invalid."""
 
 
+class ServiceUnavailableError(ConfigError):
+    """A service CoursePilot depends on (a Chroma server, the database server) cannot be reached.
+
+    A ConfigError too: the usual fix is a setting (host, port, URL) or starting the service.
+    """
+
+
 class LoaderError(CoursePilotError):
     """A course file cannot be read. `reason` is a short machine-readable code."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import ConfigError
+from assistant.core.errors import ConfigError, ServiceUnavailableError
 from assistant.core.settings import Settings
 from assistant.core.types import Chunk
 
@@ -50,7 +50,9 @@ class VectorStore:
                 self.mode = "embedded"
         except Exception as exc:  # chromadb raises ValueError/ConnectionError variants
             where = f"{chroma.host}:{chroma.port}" if chroma.host else str(settings.index.dir)
-            raise ConfigError(
+            # An unreachable server is a service outage (exit 3); an embedded store that cannot open is a setting.
+            error = ServiceUnavailableError if chroma.host else ConfigError
+            raise error(
                 f"Cannot open the Chroma store at {where}: {exc}.",
                 "start it with `chroma run --path DIR --port PORT`, or unset COURSEPILOT_CHROMA_HOST "
                 "to use the embedded store.",

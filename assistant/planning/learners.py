@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from assistant.core.errors import ConfigError, NotFoundError
+from assistant.core.errors import ConfigError, NotFoundError, ServiceUnavailableError
 from assistant.core.types import Answer, Playlist
 
 
@@ -180,7 +180,9 @@ class LearnerStore:
             self.engine = engine_for(url)
             self._migrate()
         except OperationalError as exc:
-            raise ConfigError(
+            # A database server that does not answer is an outage (exit 3); a SQLite file that cannot open is a setting.
+            error = ConfigError if url.startswith("sqlite") else ServiceUnavailableError
+            raise error(
                 f"Cannot open the learner database ({_safe_url(url)}): {type(exc.orig).__name__}.",
                 "check COURSEPILOT_DATABASE_URL and that the database server is running.",
             ) from exc
