@@ -15,4 +15,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q --disable-pip-version-check torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-.venv/bin/uv pip install -q --python .venv/bin/python -e ".[dev]"
+# dev: test tools; bench: `coursepilot bench` (its LangChain baseline); build: the sample-library builder.
+.venv/bin/uv pip install -q --python .venv/bin/python -e ".[dev,bench,build]"

@@ -131,3 +131,22 @@ def running_chat_server(
         stop_process(proc, timeout=20)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / log_artifact).write_text(log_path.read_text())
+
+
+# -- no silent skips -----------------------------------------------------------------------------------------
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With CP_TEST_FAIL_ON_SKIP=1 (scripts/test.sh) a skipped test fails the run and says why."""
+    if os.environ.get("CP_TEST_FAIL_ON_SKIP") == "1" and _SKIPPED and exitstatus == 0:
+        print(f"\n{len(_SKIPPED)} test(s) skipped, which scripts/test.sh does not allow:", file=sys.stderr)
+        for line in _SKIPPED:
+            print(f"  {line}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -466,7 +466,24 @@ def bench(
 
     Exit code 0 when every measured target passes, 1 when one fails, 2 on bad options.
     """
+    import importlib.util
+
     from assistant.apps.ui.launch import ui_process
+
+    # The benchmark's baseline and probes come with the `bench` extra, not with the core install.
+    absent = [
+        m
+        for m in ("langchain_chroma", "langchain_text_splitters", "psutil", "socketio", "requests")
+        if importlib.util.find_spec(m) is None
+    ]
+    if absent:
+        fail(
+            CoursePilotError(
+                f"`coursepilot bench` needs the bench extra ({', '.join(absent)} missing).",
+                "pip install 'coursepilot[bench]' (./scripts/install.sh installs it).",
+            ),
+            as_json,
+        )
     from evals.bench import bench_command
 
     settings = settings_from_env()

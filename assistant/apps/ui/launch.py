@@ -4,7 +4,7 @@
 process with:
 
 - cwd and CHAINLIT_APP_ROOT = the project folder holding `chainlit.md`, `.chainlit/config.toml` and `public/`
-  (the current folder when CoursePilot runs from an installed wheel without them);
+  (from an installed wheel: their copy inside the package, see `app_root`);
 - CHAINLIT_AUTH_SECRET = `settings.ui.auth_secret`, else a random secret generated once and kept in
   `.coursepilot/auth_secret` (mode 600) so signed-in sessions survive restarts;
 - CP_UI_SETTINGS_JSON = the exact Settings the caller built (relative paths made absolute, secrets included),
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 APP_PATH = Path(__file__).resolve().with_name("app.py")
+PACKAGED_ROOT = Path(__file__).resolve().with_name("root")  # filled by setup.py's build step in a wheel
 SECRET_FILE = Path(".coursepilot/auth_secret")
 ROLES = ("learner", "lnd")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -164,10 +165,27 @@ def auth_secret(settings: Settings, secret_file: Path = SECRET_FILE) -> str:
 
 
 def app_root() -> Path:
-    """The folder with chainlit.md and .chainlit/config.toml (the project folder in a checkout)."""
+    """The folder with chainlit.md, .chainlit/config.toml and public/ that Chainlit serves.
+
+    In a checkout: the project folder. From an installed wheel: the copy setup.py put in the package
+    (assistant/apps/ui/root), or, where the package folder is read-only, a copy of it in the user's cache
+    (Chainlit writes translations and uploads under its app root).
+    """
     if (PROJECT_ROOT / ".chainlit" / "config.toml").is_file():
         return PROJECT_ROOT
-    return Path.cwd()
+    if not (PACKAGED_ROOT / ".chainlit" / "config.toml").is_file():
+        raise ConfigError(
+            f"The chat UI's files are missing from {PACKAGED_ROOT}.",
+            "reinstall CoursePilot from its wheel (`pip install coursepilot`), or run it from a checkout.",
+        )
+    if os.access(PACKAGED_ROOT, os.W_OK) and os.access(PACKAGED_ROOT / ".chainlit", os.W_OK):
+        return PACKAGED_ROOT
+    import shutil
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    copy = base / "coursepilot" / "ui-root"
+    shutil.copytree(PACKAGED_ROOT, copy, dirs_exist_ok=True)
+    return copy
 
 
 UIProcess = ProcessSpec
