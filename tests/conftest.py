@@ -145,6 +145,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With CP_TEST_FAIL_ON_SKIP=1 (scripts/test.sh) a skipped test fails the run and says why."""
+    import sys
+
     if os.environ.get("CP_TEST_FAIL_ON_SKIP") == "1" and _SKIPPED and exitstatus == 0:
         print(f"\n{len(_SKIPPED)} test(s) skipped, which scripts/test.sh does not allow:", file=sys.stderr)
         for line in _SKIPPED:
