@@ -328,9 +328,9 @@ def discover(library: Path, exclude: Path | None = None, indexed: Mapping[str, C
     for course, files in claimed:
         owner = owners[course.id]
         if course.folder != owner:
-            folder = course.folder or ""
-            where = f"{folder}/{MANIFEST_NAME}" if (library / folder / MANIFEST_NAME).exists() else folder
-            found.protected_prefixes.add(folder + "/")
+            name = course.folder or ""
+            where = f"{name}/{MANIFEST_NAME}" if (library / name / MANIFEST_NAME).exists() else name
+            found.protected_prefixes.add(name + "/")
             found.fail(
                 where,
                 "duplicate_course_id",

@@ -4,7 +4,7 @@ ATX and setext headings give the heading trail; YAML front matter is skipped (it
 used); fenced and indented code is kept verbatim as body text, so '# comment' lines inside code
 are never headings; tables become 'Header: value; ...' lines; list items keep a '- ' prefix.
 
-Bounded as the parse goes: the text is parsed in pieces of about 64 KB, cut only where a new block starts outside
+Bounded as the parse goes: the text is parsed in pieces of about 16 KB, cut only where a new block starts outside
 fences and raw HTML, so a 5 MB file never holds millions of tokens at once, and the limits on headings, sections,
 blocks and characters fail the file as soon as they are crossed rather than after a full parse. (A link reference
 defined in a later piece than its use stays literal text.) Markdown nested deeper than markdown-it's limit (20 levels
@@ -100,7 +100,7 @@ _TAG = re.compile(
     rf"</?(?:{_HTML_NAMES}|[a-z][a-z0-9]*-[\w-]*)(?=[\s/>])[^>]*>|<!--.*?-->|<\?.*?\?>|<![A-Za-z][^>]*>",
     re.IGNORECASE | re.DOTALL,
 )
-_PIECE_CHARS = 64 * 1024
+_PIECE_CHARS = 16 * 1024
 # Where a piece may end: before a heading or a list item at the margin, or a margin line after a blank one.
 _BLOCK_START = re.compile(r"(?:#{1,6}(?:[ \t]|$)|[-+*][ \t]|\d{1,9}[.)][ \t])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

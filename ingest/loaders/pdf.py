@@ -333,6 +333,25 @@ def _open(path: Path) -> Any:
     return reader
 
 
+def _too_many_pages(where: str, count: int, limits: LoaderLimits) -> LoaderError:
+    return LoaderError(
+        where,
+        "too_large",
+        f"the PDF has {count:,} pages, over the {limits.max_pages:,}-page limit.",
+        "split it into smaller modules (one PDF per chapter, say) and re-add them.",
+    )
+
+
+def _check_page_count(reader: Any, limits: LoaderLimits, where: str) -> None:
+    """Refuse a PDF whose page tree declares too many pages before pypdf walks it (99,990 pages took 34 s)."""
+    try:
+        declared = int(reader.trailer["/Root"]["/Pages"]["/Count"])
+    except Exception:
+        return  # no usable count: the page list below is checked instead
+    if declared > limits.max_pages:
+        raise _too_many_pages(where, declared, limits)
+
+
 def _pages(numbers: list[int]) -> str:
     if len(numbers) == 1:
         return f"page {numbers[0]}"
@@ -343,19 +362,15 @@ def _pages(numbers: list[int]) -> str:
 def load_pdf(path: Path, limits: LoaderLimits) -> LoadedDocument:
     where = str(path)
     reader = _open(path)
+    _check_page_count(reader, limits, where)
     try:
         n_pages = len(reader.pages)
     except Exception as exc:
         raise LoaderError(where, "corrupt", f"the PDF's page tree is damaged ({exc}).", FIX_CORRUPT) from exc
     if n_pages == 0:
         raise LoaderError(where, "corrupt", "the PDF has no pages.", FIX_CORRUPT)
-    if n_pages > limits.max_pages:  # refused before any page is read: 99,990 empty pages took 36 s
-        raise LoaderError(
-            where,
-            "too_large",
-            f"the PDF has {n_pages:,} pages, over the {limits.max_pages:,}-page limit.",
-            "split it into smaller modules (one PDF per chapter, say) and re-add them.",
-        )
+    if n_pages > limits.max_pages:  # refused before any page is read (a page tree whose /Count lied)
+        raise _too_many_pages(where, n_pages, limits)
 
     warnings: list[str] = []
     pages: list[list[Line]] = []
