@@ -384,3 +384,17 @@ def test_full_width_and_zero_width_questions_get_the_same_answer(tmp_path: Path,
     assert odd.question == "How do gecko feet stick to glass?"
     assert [c.location for c in odd.citations] == [c.location for c in plain.citations]
     assert odd.text == plain.text
+
+
+def test_course_text_is_normalised_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "odd.md"
+    path.write_text("# Ｐｉｖｏｔ ｔａｂｌｅｓ\n\nRe\u200bfresh the ｐｉｖｏｔ with the ﬁle menu.\n")
+    (section,) = load_document(path).sections
+    assert section.heading_path == ("Pivot tables",)
+    assert section.text == "Refresh the pivot with the file menu."
+
+
+def test_repeated_warnings_become_one_line_with_a_count() -> None:
+    from ingest.loaders import group_warnings
+
+    assert group_warnings(["a", "b", "a", "a"]) == ["a (3 times)", "b"]
