@@ -16,7 +16,9 @@ from assistant.index.store import VectorStore
 log = logging.getLogger(__name__)
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def _file_id(path: Path | None) -> tuple[int, int] | None:
+    if path is None:  # a ledger that is not a local file has no folder to follow
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -37,7 +39,8 @@ class LibraryIndex:
         self._lexical_generation = -1
         self._ready_generation = -1
         self._lock = threading.Lock()
-        self._ledger_id = _file_id(self.ledger.path)
+        self._ledger_file: Path | None = getattr(self.ledger, "path", None)
+        self._ledger_id = _file_id(self._ledger_file)
 
     @property
     def lexical_path(self) -> Path:
@@ -64,7 +67,7 @@ class LibraryIndex:
 
     def _follow_folder(self) -> None:
         """The index folder deleted, or replaced (a backup put back), under this process: say so, or open it afresh."""
-        current = _file_id(self.ledger.path)
+        current = _file_id(self._ledger_file)
         if current == self._ledger_id:
             return
         self._ready_generation = -1
