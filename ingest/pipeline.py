@@ -139,6 +139,7 @@ class IngestPipeline:
         self.limits = LoaderLimits(
             max_file_bytes=settings.limits.max_file_mb * 1024 * 1024,
             max_decompressed_bytes=settings.limits.max_decompressed_mb * 1024 * 1024,
+            max_pages=settings.limits.max_pdf_pages,
         )
 
     def run(

@@ -397,3 +397,10 @@ def test_repeated_warnings_become_one_line_with_a_count() -> None:
     from ingest.loaders import group_warnings
 
     assert group_warnings(["a", "b", "a", "a"]) == ["a (3 times)", "b"]
+
+
+def test_the_pdf_page_cap_is_a_setting(tmp_path: Path, lib: Path) -> None:
+    _pdf(lib / "wombats" / "long.pdf", 40)
+    report = ingest(make_settings(tmp_path, limits={"max_pdf_pages": 30}), lib)
+    reason, message = failures(report)["wombats/long.pdf"]
+    assert reason == "too_large" and "41 pages, over the 30-page limit" in message

@@ -338,7 +338,8 @@ def _too_many_pages(where: str, count: int, limits: LoaderLimits) -> LoaderError
         where,
         "too_large",
         f"the PDF has {count:,} pages, over the {limits.max_pages:,}-page limit.",
-        "split it into smaller modules (one PDF per chapter, say) and re-add them.",
+        "split it into smaller modules (one PDF per chapter, say) and re-add them, or raise "
+        "COURSEPILOT_LIMITS_MAX_PDF_PAGES.",
     )
 
 
