@@ -375,7 +375,7 @@ class SectionBuilder:
     def trail(self) -> tuple[str, ...]:
         return tuple(text for _, text in self._stack)
 
-    def _too_many(self) -> LoaderError:
+    def too_many(self) -> LoaderError:
         return LoaderError(
             str(self.path),
             "too_many_sections",
@@ -390,7 +390,7 @@ class SectionBuilder:
         self.flush()
         self._headings += 1
         if self._headings > self.limits.max_sections:
-            raise self._too_many()
+            raise self.too_many()
         level = max(1, min(level, self.limits.max_heading_depth))
         if level == 1 and self.first_h1 is None:
             self.first_h1 = text
@@ -430,7 +430,7 @@ class SectionBuilder:
         self._buf = []
         self.sections.append(Section(heading_path=self.trail, text=body, page=self._page))
         if len(self.sections) > self.limits.max_sections:
-            raise self._too_many()
+            raise self.too_many()
 
     def finish(self) -> list[Section]:
         self.flush()

@@ -15,7 +15,6 @@ tags are dropped but anything else in angle brackets is text (`Okapi <T> generic
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +102,7 @@ _TAG = re.compile(
 _PIECE_CHARS = 16 * 1024
 # Where a piece may end: before a heading or a list item at the margin, or a margin line after a blank one.
 _BLOCK_START = re.compile(r"(?:#{1,6}(?:[ \t]|$)|[-+*][ \t]|\d{1,9}[.)][ \t])")
+_HEADING = re.compile(r"#{1,6}[ \t]+\S")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _RAW_OPEN = re.compile(r"^ {0,3}(?:<(script|pre|style|textarea)(?:\s|>|$)|(<!--)|(<\?)|(<!\[CDATA\[))", re.IGNORECASE)
 _CONTAINER = re.compile(r"^(?:[ \t]*(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t])))+[ \t]*")
@@ -148,18 +148,24 @@ def _inline_text(token: Any, max_nesting: int = 10**6) -> str:
     return "".join(parts)
 
 
-def _pieces(body: str, size: int) -> Iterator[tuple[int, str]]:
-    """(first line number, text) of consecutive pieces of about `size` characters (size 0: one per block)."""
+def _pieces(body: str, size: int) -> tuple[list[tuple[int, str]], int, int]:
+    """Consecutive pieces of about `size` characters (size 0: one per block) as (first line number, text), and how
+    many lines start a block at the margin (a heading, a list item, a line after a blank one) and how many are headings
+    with text: lower bounds on the blocks and the headings, found without parsing."""
     lines = body.split("\n")
-    start, length = 0, 0
+    pieces: list[tuple[int, str]] = []
+    start, length, starts, headings = 0, 0, 0, 0
     fence: str | None = None
     raw_end: str | None = None
     previous_blank = True
     for i, line in enumerate(lines):
-        if fence is None and raw_end is None and length >= size and i > start:
+        if fence is None and raw_end is None:
             at_margin = bool(line) and not line[0].isspace()
-            if (at_margin and (previous_blank or _BLOCK_START.match(line))) or (size and length >= 4 * size):
-                yield start, "\n".join(lines[start:i])
+            block_start = at_margin and (previous_blank or bool(_BLOCK_START.match(line)))
+            starts += block_start
+            headings += block_start and bool(_HEADING.match(line))
+            if i > start and length >= size and (block_start or (size and length >= 4 * size)):
+                pieces.append((start, "\n".join(lines[start:i])))
                 start, length = i, 0
         length += len(line) + 1
         previous_blank = not line.strip()
@@ -179,7 +185,8 @@ def _pieces(body: str, size: int) -> Iterator[tuple[int, str]]:
             if end not in line.lower()[match.end() :]:
                 raw_end = end
     if start < len(lines):
-        yield start, "\n".join(lines[start:])
+        pieces.append((start, "\n".join(lines[start:])))
+    return pieces, starts, headings
 
 
 class _MarkdownReader:
@@ -201,12 +208,18 @@ class _MarkdownReader:
         self.flattened: list[tuple[int, int]] = []
 
     def read(self, body: str) -> None:
-        for first, piece in _pieces(body, _PIECE_CHARS):
+        pieces, starts, headings = _pieces(body, _PIECE_CHARS)
+        # Refused before any parse: 1.25 M list items or headings need no tokens to be counted.
+        if headings > self.limits.max_sections:
+            raise self.builder.too_many()
+        if starts > self.limits.max_blocks:
+            raise self._too_many_blocks()
+        for first, piece in pieces:
             tokens = self.md.parse(piece, self.env)
             if not self._too_deep(tokens):
                 self._feed(tokens)
                 continue
-            for offset, block in _pieces(piece, 0):  # find the blocks markdown-it cut short, read the rest as usual
+            for offset, block in _pieces(piece, 0)[0]:  # find the blocks markdown-it cut short, read the rest as usual
                 tokens = self.md.parse(block, self.env)
                 if self._too_deep(tokens):
                     self._plain(block, first + offset)
@@ -232,12 +245,15 @@ class _MarkdownReader:
     def _count(self) -> None:
         self.blocks += 1
         if self.blocks > self.limits.max_blocks:
-            raise LoaderError(
-                str(self.path),
-                "too_large",
-                f"the document has more than {self.limits.max_blocks:,} blocks (paragraphs, list items, table rows).",
-                "split it into smaller modules and re-add them.",
-            )
+            raise self._too_many_blocks()
+
+    def _too_many_blocks(self) -> LoaderError:
+        return LoaderError(
+            str(self.path),
+            "too_large",
+            f"the document has more than {self.limits.max_blocks:,} blocks (paragraphs, list items, table rows).",
+            "split it into smaller modules and re-add them.",
+        )
 
     def _feed(self, tokens: list[Any]) -> None:
         builder = self.builder
