@@ -148,10 +148,18 @@ def _inline_text(token: Any, max_nesting: int = 10**6) -> str:
     return "".join(parts)
 
 
-def _pieces(body: str, size: int) -> tuple[list[tuple[int, str]], int, int]:
-    """Consecutive pieces of about `size` characters (size 0: one per block) as (first line number, text), and how
-    many lines start a block at the margin (a heading, a list item, a line after a blank one) and how many are headings
-    with text: lower bounds on the blocks and the headings, found without parsing."""
+class _Over(Exception):
+    """The line scan found more headings ('headings') or blocks ('blocks') than the limits allow."""
+
+
+def _pieces(
+    body: str, size: int, max_blocks: int | None = None, max_headings: int | None = None
+) -> list[tuple[int, str]]:
+    """Consecutive pieces of about `size` characters (size 0: one per block) as (first line number, text).
+
+    Lines that start a block at the margin (a heading, a list item, a line after a blank one), and the headings with
+    text among them, are lower bounds on the blocks and headings, counted without parsing: _Over is raised as soon as
+    either passes its maximum, so a hostile file is refused after the lines that prove it."""
     lines = body.split("\n")
     pieces: list[tuple[int, str]] = []
     start, length, starts, headings = 0, 0, 0, 0
@@ -162,8 +170,13 @@ def _pieces(body: str, size: int) -> tuple[list[tuple[int, str]], int, int]:
         if fence is None and raw_end is None:
             at_margin = bool(line) and not line[0].isspace()
             block_start = at_margin and (previous_blank or bool(_BLOCK_START.match(line)))
-            starts += block_start
-            headings += block_start and bool(_HEADING.match(line))
+            if block_start:
+                starts += 1
+                headings += bool(_HEADING.match(line))
+                if max_headings is not None and headings > max_headings:
+                    raise _Over("headings")
+                if max_blocks is not None and starts > max_blocks:
+                    raise _Over("blocks")
             if i > start and length >= size and (block_start or (size and length >= 4 * size)):
                 pieces.append((start, "\n".join(lines[start:i])))
                 start, length = i, 0
@@ -186,7 +199,7 @@ def _pieces(body: str, size: int) -> tuple[list[tuple[int, str]], int, int]:
                 raw_end = end
     if start < len(lines):
         pieces.append((start, "\n".join(lines[start:])))
-    return pieces, starts, headings
+    return pieces
 
 
 class _MarkdownReader:
@@ -208,18 +221,17 @@ class _MarkdownReader:
         self.flattened: list[tuple[int, int]] = []
 
     def read(self, body: str) -> None:
-        pieces, starts, headings = _pieces(body, _PIECE_CHARS)
         # Refused before any parse: 1.25 M list items or headings need no tokens to be counted.
-        if headings > self.limits.max_sections:
-            raise self.builder.too_many()
-        if starts > self.limits.max_blocks:
-            raise self._too_many_blocks()
+        try:
+            pieces = _pieces(body, _PIECE_CHARS, self.limits.max_blocks, self.limits.max_sections)
+        except _Over as over:
+            raise self.builder.too_many() if over.args[0] == "headings" else self._too_many_blocks() from None
         for first, piece in pieces:
             tokens = self.md.parse(piece, self.env)
             if not self._too_deep(tokens):
                 self._feed(tokens)
                 continue
-            for offset, block in _pieces(piece, 0)[0]:  # find the blocks markdown-it cut short, read the rest as usual
+            for offset, block in _pieces(piece, 0):  # find the blocks markdown-it cut short, read the rest as usual
                 tokens = self.md.parse(block, self.env)
                 if self._too_deep(tokens):
                     self._plain(block, first + offset)
