@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from assistant.answering.answer import Answerer, StreamEvent, refusal_text, timed, to_async_iter
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
-from assistant.core.text import tokenize
+from assistant.core.text import normalize_unicode, tokenize
 from assistant.core.types import Answer, ChatTurn, Course, CourseSuggestion, Evidence, Playlist
 from assistant.index.library import LibraryIndex
 from assistant.models.chat import ModelCallError, complete, get_chat_model
@@ -89,7 +89,8 @@ class CoursePilot:
 
     # -- questions ----------------------------------------------------------------------------------------
     def _check_question(self, question: str) -> str:
-        text = (question or "").strip()
+        # Normalised like course text (NFKC, zero-width removed), so "ｐｉｖｏｔ" or "piv\u200bot" finds "pivot".
+        text = normalize_unicode(question or "").strip()
         if not text:
             raise CoursePilotError("The question is empty.", "type a question about the course library.")
         limit = self.settings.limits.max_question_chars

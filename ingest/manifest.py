@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from assistant.core.errors import ManifestError
+from assistant.core.text import normalize_unicode
 from assistant.core.types import Course, Level, ModuleInfo
 
 log = logging.getLogger(__name__)
@@ -19,11 +21,30 @@ MANIFEST_NAME = "course.yaml"
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
+def _whole_minutes(value: Any) -> Any:
+    # YAML reads `minutes: true` as a bool, which pydantic would take as 1 minute.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number of minutes, not {str(value).lower()}")
+    return value
+
+
 class _ModuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="File name relative to the course folder.")
     title: str | None = None
     minutes: int = Field(default=30, ge=1, le=10_000)
+
+    _check_minutes = field_validator("minutes", mode="before")(_whole_minutes)
+
+    @field_validator("path")
+    @classmethod
+    def _printable_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a file, e.g. '01-intro.md'")
+        bad = sorted({f"U+{ord(ch):04X}" for ch in value if ord(ch) < 32 or ord(ch) == 127})
+        if bad:
+            raise ValueError(f"contains control characters ({', '.join(bad)}), which no file name can hold")
+        return value
 
 
 class _ManifestSpec(BaseModel):
@@ -36,6 +57,25 @@ class _ManifestSpec(BaseModel):
     skills: list[str] = Field(default_factory=list)
     prerequisites: list[str] = Field(default_factory=list)
     modules: list[_ModuleSpec] = Field(default_factory=list)
+
+    _check_minutes = field_validator("minutes", mode="before")(_whole_minutes)
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _modules_listed_once(self) -> _ManifestSpec:
+        seen: set[str] = set()
+        for module in self.modules:
+            key = re.sub(r"^(\./)+", "", module.path.strip())
+            if key in seen:
+                raise ValueError(f"module '{module.path}' is listed twice")
+            seen.add(key)
+        return self
 
     @field_validator("id")
     @classmethod
@@ -52,7 +92,56 @@ _FIELD_FIXES = {
     "modules": "list modules as '- path: file.pdf' with optional 'title:' and 'minutes:'",
     "prerequisites": "list course ids, e.g. ['excel-basics']",
     "skills": "list short skill phrases, e.g. ['pivot tables']",
+    "title": "give the course a title, e.g. 'title: Excel Basics'",
 }
+# Words authors use for a known key, which string similarity would not find ('file' is closer to 'title').
+_SYNONYMS = {
+    "file": "path",
+    "filename": "path",
+    "src": "path",
+    "name": "title",
+    "duration": "minutes",
+    "time": "minutes",
+    "length": "minutes",
+    "prereqs": "prerequisites",
+    "requires": "prerequisites",
+    "tags": "skills",
+    "topics": "skills",
+    "difficulty": "level",
+    "summary": "description",
+    "lessons": "modules",
+    "files": "modules",
+}
+
+
+def _nearest_key(key: str, known: list[str]) -> str | None:
+    lowered = key.strip().lower()
+    if lowered in _SYNONYMS and _SYNONYMS[lowered] in known:
+        return _SYNONYMS[lowered]
+    close = difflib.get_close_matches(lowered, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _check_keys(path: Path, raw: dict[Any, Any]) -> None:
+    """Refuse unknown keys first, suggesting the nearest known one (else a `file:` says 'modules.path' is missing)."""
+    places: list[tuple[str, dict[Any, Any], type[BaseModel]]] = [("", raw, _ManifestSpec)]
+    modules = raw.get("modules")
+    if isinstance(modules, list):
+        places += [(f"modules[{i + 1}].", m, _ModuleSpec) for i, m in enumerate(modules) if isinstance(m, dict)]
+    for prefix, mapping, model in places:
+        known = list(model.model_fields)
+        for key in mapping:
+            if key in known:
+                continue
+            name = str(key)
+            guess = _nearest_key(name, [k for k in known if k not in mapping]) or _nearest_key(name, known)
+            hint = f"did you mean `{guess}`? " if guess else ""
+            raise ManifestError(
+                str(path),
+                prefix + name,
+                f"unknown key '{name}'.",
+                f"{hint}The keys here are: {', '.join(known)} (see the course.yaml reference in the README).",
+            )
 
 
 def _title_from_name(name: str) -> str:
@@ -61,7 +150,12 @@ def _title_from_name(name: str) -> str:
 
 
 def _safe_module_path(folder: Path, manifest_path: Path, raw: str) -> str:
-    candidate = (folder / raw).resolve()
+    try:
+        candidate = (folder / raw).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a link loop, a name too long for the file system
+        raise ManifestError(
+            str(manifest_path), "modules.path", f"'{raw}' cannot be resolved ({exc}).", "list a real file's name."
+        ) from exc
     if not candidate.is_relative_to(folder.resolve()):
         raise ManifestError(
             str(manifest_path),
@@ -77,6 +171,10 @@ def load_manifest(folder: Path) -> Course:
     path = folder / MANIFEST_NAME
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except RecursionError as exc:
+        raise ManifestError(
+            str(path), "(file)", "is nested too deeply to read.", "keep lists and mappings a few levels deep."
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -92,10 +190,15 @@ def load_manifest(folder: Path) -> Course:
             "must be a mapping of fields.",
             "start with 'id: my-course' and 'title: ...'.",
         )
+    _check_keys(path, raw)
     try:
         spec = _ManifestSpec.model_validate(raw)
+    except RecursionError as exc:
+        raise ManifestError(
+            str(path), "(file)", "is nested too deeply to read.", "keep lists and mappings a few levels deep."
+        ) from exc
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = exc.errors(include_url=False, include_input=False)[0]
         field = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(file)"
         top = field.split(".")[0]
         fix = _FIELD_FIXES.get(top, "see the course.yaml reference in the README")
@@ -103,7 +206,12 @@ def load_manifest(folder: Path) -> Course:
             fix = "remove it, or check its spelling against the course.yaml reference in the README"
         if err["type"] == "missing":
             fix = f"add '{field}:' to the manifest"
-        raise ManifestError(str(path), field, err["msg"] + ".", fix + ".") from exc
+        message = err["msg"].removeprefix("Value error, ")
+        if field == "(file)" and "listed twice" in message:
+            field, fix = "modules.path", "list each file once under 'modules:'"
+        elif "control characters" in message:
+            fix = "remove them: list the file's real name, e.g. '01-intro.md'"
+        raise ManifestError(str(path), field, message + ".", fix + ".") from exc
     modules = [
         ModuleInfo(
             path=_safe_module_path(folder, path, m.path),
@@ -115,11 +223,11 @@ def load_manifest(folder: Path) -> Course:
     minutes = spec.minutes or sum(m.minutes for m in modules) or 60
     return Course(
         id=spec.id,
-        title=spec.title,
-        description=spec.description,
+        title=normalize_unicode(spec.title),
+        description=normalize_unicode(spec.description),
         level=spec.level,
         minutes=minutes,
-        skills=spec.skills,
+        skills=[normalize_unicode(s) for s in spec.skills],
         prerequisites=spec.prerequisites,
         modules=modules,
         folder=folder.name,

@@ -8,14 +8,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.core.errors import CoursePilotError, LoaderError, ManifestError, PrerequisiteCycleError
+from assistant.core.errors import CoursePilotError, LoaderError, PrerequisiteCycleError
 from assistant.core.settings import Settings
 from assistant.core.text import index_text, term_counts
 from assistant.core.types import Chunk, Course, LoadedDocument
@@ -23,35 +22,17 @@ from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import EmbeddingModel, get_embedder
 from ingest.chunker import chunk_document
-from ingest.loaders import LoaderLimits, load_document, supported_suffixes
-from ingest.loaders.captions import MEDIA_SUFFIXES
-from ingest.manifest import MANIFEST_NAME, infer_course, load_manifest
-from ingest.packages.course import document_hash, is_package
+from ingest.discovery import discover
+from ingest.loaders import LoaderLimits, load_document
+from ingest.manifest import MANIFEST_NAME
+from ingest.packages.course import document_hash
 from ingest.packages.sync import PackagePlan, plan_packages, remember
+from ingest.results import FileResult
 
 log = logging.getLogger(__name__)
 
-FileStatus = Literal["added", "updated", "unchanged", "removed", "failed"]
 # Embed this many new chunks at a time across files: big batches keep the model busy, small files included.
 _FLUSH_CHUNKS = 512
-
-
-class FileResult(BaseModel):
-    """What happened to one file."""
-
-    path: str = Field(description="Path relative to the library folder.")
-    course_id: str | None = None
-    status: FileStatus
-    reason: str | None = Field(default=None, description="Machine-readable failure code, e.g. 'encrypted'.")
-    message: str | None = None
-    fix: str | None = None
-    chunks: int = 0
-    chunks_embedded: int = Field(default=0, description="New chunks run through the embedding model.")
-    chunks_reused: int = Field(
-        default=0, description="New chunks whose embedded text was already indexed (moved, re-paged, duplicated)."
-    )
-    chunks_deleted: int = 0
-    warnings: list[str] = Field(default_factory=list)
 
 
 class IngestReport(BaseModel):
@@ -87,16 +68,6 @@ class _Pending:
     new: list[Chunk]
 
 
-@dataclass
-class _Discovered:
-    courses: list[Course] = field(default_factory=list)
-    files: list[tuple[Course, Path, str]] = field(default_factory=list)
-    failures: list[FileResult] = field(default_factory=list)
-    protected_courses: set[str] = field(default_factory=set)
-    protected_prefixes: set[str] = field(default_factory=set)
-    warnings: list[str] = field(default_factory=list)
-
-
 def _pause_point(name: str) -> None:
     """Fault-injection hook for the crash tests: pause here so a test can SIGKILL at an exact point."""
     if os.environ.get("COURSEPILOT_DEBUG_PAUSE_AT") == name:
@@ -112,116 +83,6 @@ def _file_hash(path: Path, course: Course) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(root)
-    except OSError:
-        return False
-
-
-def discover(library: Path, exclude: Path | None = None) -> _Discovered:
-    """Course folders, their manifests and module files; refuses files that resolve outside the library."""
-    found = _Discovered()
-    root = library.resolve()
-    suffixes = supported_suffixes()
-    skip = exclude.resolve() if exclude is not None else None
-    for folder in sorted(p for p in library.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if skip is not None and (folder.resolve() == skip or skip.is_relative_to(folder.resolve())):
-            continue  # the index itself lives here
-        if is_package(folder):
-            continue  # an unpacked SCORM package: read by ingest.packages
-        rel_folder = folder.name
-        if not _inside(folder, root):
-            found.failures.append(
-                FileResult(
-                    path=rel_folder,
-                    status="failed",
-                    reason="outside_library",
-                    message=f"{rel_folder}: is a link to a folder outside the library.",
-                    fix="copy the course into the library instead of linking to it.",
-                )
-            )
-            continue
-        candidates = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink() if not p.name.startswith("."))
-        module_files: list[Path] = []
-        for path in candidates:
-            rel = path.relative_to(library).as_posix()
-            if path.name == MANIFEST_NAME or path.suffix.lower() in MEDIA_SUFFIXES:
-                continue  # media are companions of their captions, not modules
-            if not _inside(path, root):
-                found.failures.append(
-                    FileResult(
-                        path=rel,
-                        status="failed",
-                        reason="outside_library",
-                        message=f"{rel}: is a link to a file outside the library; it was not read.",
-                        fix="copy the file into the course folder instead of linking to it.",
-                    )
-                )
-                continue
-            if path.suffix.lower() not in suffixes:
-                found.failures.append(
-                    FileResult(
-                        path=rel,
-                        status="failed",
-                        reason="unsupported",
-                        message=f"{rel}: '{path.suffix or '(none)'}' files are not supported.",
-                        fix=f"convert it to one of {', '.join(sorted(suffixes))}, or move it out of the library.",
-                    )
-                )
-                continue
-            module_files.append(path)
-        if (folder / MANIFEST_NAME).exists():
-            try:
-                course = load_manifest(folder)
-            except ManifestError as exc:
-                found.protected_prefixes.add(rel_folder + "/")
-                found.failures.append(
-                    FileResult(
-                        path=f"{rel_folder}/{MANIFEST_NAME}",
-                        status="failed",
-                        reason="invalid_manifest",
-                        message=exc.message,
-                        fix=exc.fix,
-                    )
-                )
-                continue
-            listed = {m.path for m in course.modules}
-            for module in course.modules:
-                if not (folder / module.path).exists():
-                    found.failures.append(
-                        FileResult(
-                            path=f"{rel_folder}/{module.path}",
-                            course_id=course.id,
-                            status="failed",
-                            reason="missing",
-                            message=f"{rel_folder}/{MANIFEST_NAME} lists '{module.path}', which does not exist.",
-                            fix="add the file or remove it from the manifest's modules.",
-                        )
-                    )
-            extra = [p for p in module_files if p.relative_to(folder).as_posix() not in listed]
-            if extra and course.modules:
-                found.warnings.append(
-                    f"{rel_folder}: {len(extra)} file(s) not listed in {MANIFEST_NAME} were indexed after the "
-                    "listed modules; add them under 'modules:' to set their order and minutes."
-                )
-                inferred = infer_course(folder, extra)
-                course.modules.extend(inferred.modules)
-            elif not course.modules:
-                course.modules = infer_course(folder, module_files).modules
-        else:
-            course = infer_course(folder, module_files)
-            found.warnings.append(
-                f"{rel_folder}: no {MANIFEST_NAME}; inferred id '{course.id}', title '{course.title}', "
-                f"level beginner, {len(course.modules)} module(s). Add a {MANIFEST_NAME} to set them."
-            )
-        order = {m.path: i for i, m in enumerate(course.modules)}
-        found.courses.append(course)
-        for path in sorted(module_files, key=lambda p: order.get(p.relative_to(folder).as_posix(), 10**6)):
-            found.files.append((course, path, path.relative_to(library).as_posix()))
-    return found
 
 
 def _failed(rel: str, course_id: str | None, reason: str, message: str, fix: str | None) -> FileResult:
@@ -278,6 +139,7 @@ class IngestPipeline:
         self.limits = LoaderLimits(
             max_file_bytes=settings.limits.max_file_mb * 1024 * 1024,
             max_decompressed_bytes=settings.limits.max_decompressed_mb * 1024 * 1024,
+            max_pages=settings.limits.max_pdf_pages,
         )
 
     def run(
@@ -295,7 +157,7 @@ class IngestPipeline:
                 "pass a folder of course folders, e.g. data/courses.",
             )
         report = IngestReport(library=str(library), collection=self.index.name)
-        found = discover(library, exclude=Path(self.settings.index.dir))
+        found = discover(library, exclude=Path(self.settings.index.dir), indexed=self.index.ledger.courses())
         report.warnings.extend(found.warnings)
         plans = plan_packages(library, self.index.ledger, full, self.limits)
         for plan in plans:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class CoursePilotError(Exception):
-    """Base error. `fix` is the action that resolves it; str() includes both."""
+    """Base error. `fix` is the action that resolves it; str() includes both. `learner_message`, when set, is what
+    a learner is shown instead (the fix is for whoever runs CoursePilot)."""
+
+    learner_message: str | None = None
 
     def __init__(self, message: str, fix: str | None = None) -> None:
         self.message = message
@@ -52,12 +55,23 @@ class PrerequisiteCycleError(CoursePilotError):
         )
 
 
+# What a learner reads instead of an operator's fix they cannot apply (render_error in the chat UI uses it).
+INDEX_UNAVAILABLE = (
+    "The course library is not available right now. Please try again in a few minutes, and tell your L&D team if "
+    "this goes on."
+)
+
+
 class IndexMismatchError(CoursePilotError):
     """The index was built with another embedding model or chunking settings."""
 
+    learner_message = INDEX_UNAVAILABLE
+
 
 class IndexMissingError(CoursePilotError):
-    """No index exists yet for the configured library."""
+    """No index exists yet for the configured library (or its folder went missing)."""
+
+    learner_message = INDEX_UNAVAILABLE
 
 
 class ModelError(CoursePilotError):

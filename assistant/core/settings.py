@@ -161,6 +161,7 @@ class UISettings(BaseModel):
 class LimitsSettings(BaseModel):
     max_file_mb: int = Field(default=50, ge=1, description="Largest course file accepted.")
     max_decompressed_mb: int = Field(default=200, ge=1, description="Largest uncompressed size of a DOCX/PPTX.")
+    max_pdf_pages: int = Field(default=2000, ge=1, description="Most pages in one PDF; longer ones are refused unread.")
     max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
 
 

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from assistant.core.types import Chunk
+
+# Invisible characters that split or disguise words: zero-width space/joiners, word joiner, BOM, soft hyphen, and
+# the bidirectional marks and overrides (U+202E shows "gpj.exe" as "exe.jpg").
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def normalize_unicode(text: str) -> str:
+    """One form for course text and questions alike: NFKC (full-width letters, ligatures and compatibility forms
+    become plain ones), then zero-width and bidirectional control characters removed."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def control_characters(text: str) -> list[str]:
+    """Control, format and bidirectional characters in `text`, as 'U+202E RIGHT-TO-LEFT OVERRIDE', in order."""
+    found: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf") or unicodedata.bidirectional(ch) in ("LRO", "RLO", "LRE", "RLE"):
+            label = f"U+{ord(ch):04X} {unicodedata.name(ch, 'CONTROL CHARACTER')}"
+            if label not in found:
+                found.append(label)
+    return found
+
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # A short English stop list: enough to stop "how do I" dominating BM25, small enough to keep "not", "no".

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from pathlib import Path
 
@@ -10,6 +12,18 @@ from assistant.core.settings import Settings
 from assistant.index.ledger import Ledger
 from assistant.index.lexical import LexicalIndex
 from assistant.index.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+def _file_id(path: Path | None) -> tuple[int, int] | None:
+    if path is None:  # a ledger that is not a local file has no folder to follow
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class LibraryIndex:
@@ -25,6 +39,8 @@ class LibraryIndex:
         self._lexical_generation = -1
         self._ready_generation = -1
         self._lock = threading.Lock()
+        self._ledger_file: Path | None = getattr(self.ledger, "path", None)
+        self._ledger_id = _file_id(self._ledger_file)
 
     @property
     def lexical_path(self) -> Path:
@@ -49,8 +65,29 @@ class LibraryIndex:
         index.update(remove=(), add=list(self.ledger.iter_terms()))
         return index
 
+    def _follow_folder(self) -> None:
+        """The index folder deleted, or replaced (a backup put back), under this process: say so, or open it afresh."""
+        current = _file_id(self._ledger_file)
+        if current == self._ledger_id:
+            return
+        self._ready_generation = -1
+        if current is None:
+            log.error("the index folder %s is missing", self.dir)
+            raise IndexMissingError(
+                f"The index folder {self.dir} is missing (deleted or moved while CoursePilot was running).",
+                f"restore it from a backup, or run `coursepilot ingest {self.settings.library.dir}` to rebuild it; "
+                "the running app picks it up without a restart.",
+            )
+        log.warning("the index folder %s was replaced; opening it again", self.dir)
+        with self._lock:
+            self.ledger = Ledger(self.dir / "ledger.sqlite")
+            self.store.reopen()
+            self._lexical, self._lexical_generation = None, -1
+            self._ledger_id = current
+
     def ensure_ready(self) -> None:
         """Raise a helpful error when nothing is indexed for the current settings."""
+        self._follow_folder()
         # Counting 100k ledger rows costs milliseconds on every question; the answer only changes with the generation.
         generation = self.ledger.generation
         if generation == self._ready_generation:

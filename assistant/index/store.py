@@ -49,15 +49,38 @@ class VectorStore:
                 self.client = chromadb.PersistentClient(path=str(path), settings=client_settings)
                 self.mode = "embedded"
         except Exception as exc:  # chromadb raises ValueError/ConnectionError variants
-            where = f"{chroma.host}:{chroma.port}" if chroma.host else str(settings.index.dir)
-            # An unreachable server is a service outage (exit 3); an embedded store that cannot open is a setting.
-            error = ServiceUnavailableError if chroma.host else ConfigError
-            raise error(
-                f"Cannot open the Chroma store at {where}: {exc}.",
-                "start it with `chroma run --path DIR --port PORT`, or unset COURSEPILOT_CHROMA_HOST "
-                "to use the embedded store.",
+            if chroma.host:  # an unreachable server is a service outage (exit 3)
+                raise ServiceUnavailableError(
+                    f"Cannot open the Chroma store at {chroma.host}:{chroma.port}: {exc}.",
+                    "start it with `chroma run --path DIR --port PORT`, or unset COURSEPILOT_CHROMA_HOST "
+                    "to use the embedded store.",
+                ) from exc
+            store = Path(settings.index.dir) / "chroma"
+            raise ConfigError(
+                f"Cannot open the embedded vector store at {store}: {exc}.",
+                f"the store is damaged: move the folder {store} aside (keep it for a bug report), then run "
+                f"`coursepilot ingest --full {settings.library.dir}` to rebuild it from the course files.",
             ) from exc
         self._collection: Any = None
+
+    def reopen(self) -> None:
+        """Open the store afresh after its folder was replaced (restored from a backup, say) under this process.
+
+        Chroma's embedded client keeps one system per folder for the whole process; that entry is dropped first, so
+        the new client reads the folder as it is now.
+        """
+        if self.mode == "embedded":
+            import chromadb
+            from chromadb.api.shared_system_client import SharedSystemClient
+            from chromadb.config import Settings as ChromaClientSettings
+
+            SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
+            path = Path(self.settings.index.dir) / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False)
+            )
+        self._collection = None
 
     @property
     def collection(self) -> Any:

@@ -26,6 +26,7 @@ from typing import TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.core.errors import LoaderError
+from assistant.core.text import normalize_unicode
 from assistant.core.types import LoadedDocument, Section
 
 __all__ = [
@@ -57,6 +58,10 @@ class LoaderLimits(BaseModel):
         default=6, ge=1, description="Deeper headings are folded into this level of the heading trail."
     )
     max_chars: int = Field(default=5_000_000, gt=0, description="Most characters of extracted text.")
+    max_blocks: int = Field(
+        default=100_000, gt=0, description="Most blocks (paragraphs, list items, table rows) in one text document."
+    )
+    max_pages: int = Field(default=2_000, gt=0, description="Most pages in one PDF; longer ones are refused unread.")
 
 
 LoaderFn: TypeAlias = Callable[[Path, LoaderLimits], LoadedDocument]
@@ -148,7 +153,9 @@ def load_document(path: Path, limits: LoaderLimits | None = None) -> LoadedDocum
             "split it into smaller modules (or compress its images) and re-add them.",
         )
     try:
-        return loader(path, limits)
+        doc = loader(path, limits)
+        doc.warnings = group_warnings(doc.warnings)
+        return doc
     except LoaderError:
         raise
     except (MemoryError, RecursionError) as exc:
@@ -172,21 +179,40 @@ def load_document(path: Path, limits: LoaderLimits | None = None) -> LoadedDocum
 # ----------------------------------------------------------------------------------------------
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
-_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _HYPHEN_BREAK = re.compile(r"(?<=[A-Za-zÀ-ÿ])-\n(?=[a-zà-ÿ])")
 
 
 def clean_inline(text: str) -> str:
     """Collapse all whitespace (newlines included) to single spaces; for headings and table cells."""
-    text = _ZERO_WIDTH.sub("", text)
+    text = normalize_unicode(text)
     return " ".join(text.split())
 
 
 def normalize_text(text: str) -> str:
     """Collapse runs of spaces within lines, strip lines and drop blank ones; lines join with '\\n'."""
-    text = _ZERO_WIDTH.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = normalize_unicode(text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
+
+
+def group_warnings(warnings: Sequence[str]) -> list[str]:
+    """One line per distinct warning, in first-seen order, with a count where it repeats."""
+    counts: dict[str, int] = {}
+    for warning in warnings:
+        counts[warning] = counts.get(warning, 0) + 1
+    return [w if n == 1 else f"{w} ({n} times)" for w, n in counts.items()]
+
+
+def page_ranges(pages: Sequence[int], limit: int = 8) -> str:
+    """[1, 2, 3, 7, 9, 10] -> '1-3, 7, 9-10' (at most `limit` ranges, then '... and N more')."""
+    ranges: list[tuple[int, int]] = []
+    for page in sorted(set(pages)):
+        if ranges and page == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], page)
+        else:
+            ranges.append((page, page))
+    shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges[:limit])
+    return shown + (f" and {len(ranges) - limit} more ranges" if len(ranges) > limit else "")
 
 
 def fix_hyphenation(text: str) -> str:
@@ -349,7 +375,7 @@ class SectionBuilder:
     def trail(self) -> tuple[str, ...]:
         return tuple(text for _, text in self._stack)
 
-    def _too_many(self) -> LoaderError:
+    def too_many(self) -> LoaderError:
         return LoaderError(
             str(self.path),
             "too_many_sections",
@@ -364,7 +390,7 @@ class SectionBuilder:
         self.flush()
         self._headings += 1
         if self._headings > self.limits.max_sections:
-            raise self._too_many()
+            raise self.too_many()
         level = max(1, min(level, self.limits.max_heading_depth))
         if level == 1 and self.first_h1 is None:
             self.first_h1 = text
@@ -404,7 +430,7 @@ class SectionBuilder:
         self._buf = []
         self.sections.append(Section(heading_path=self.trail, text=body, page=self._page))
         if len(self.sections) > self.limits.max_sections:
-            raise self._too_many()
+            raise self.too_many()
 
     def finish(self) -> list[Section]:
         self.flush()

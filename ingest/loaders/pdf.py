@@ -21,7 +21,7 @@ from typing import Any
 
 from assistant.core.errors import LoaderError
 from assistant.core.types import LoadedDocument
-from ingest.loaders import LoaderLimits, SectionBuilder, clean_inline, pick_title, register
+from ingest.loaders import LoaderLimits, SectionBuilder, clean_inline, page_ranges, pick_title, register
 
 FIX_CORRUPT = "re-export the PDF from its source application (or print it to a new PDF) and re-add it."
 FIX_ENCRYPTED = "remove the password (e.g. print to PDF) and re-add the file."
@@ -333,31 +333,60 @@ def _open(path: Path) -> Any:
     return reader
 
 
+def _too_many_pages(where: str, count: int, limits: LoaderLimits) -> LoaderError:
+    return LoaderError(
+        where,
+        "too_large",
+        f"the PDF has {count:,} pages, over the {limits.max_pages:,}-page limit.",
+        "split it into smaller modules (one PDF per chapter, say) and re-add them, or raise "
+        "COURSEPILOT_LIMITS_MAX_PDF_PAGES.",
+    )
+
+
+def _check_page_count(reader: Any, limits: LoaderLimits, where: str) -> None:
+    """Refuse a PDF whose page tree declares too many pages before pypdf walks it (99,990 pages took 34 s)."""
+    try:
+        declared = int(reader.trailer["/Root"]["/Pages"]["/Count"])
+    except Exception:
+        return  # no usable count: the page list below is checked instead
+    if declared > limits.max_pages:
+        raise _too_many_pages(where, declared, limits)
+
+
+def _pages(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    return f"{len(numbers):,} pages ({page_ranges(numbers)})"
+
+
 @register(".pdf")
 def load_pdf(path: Path, limits: LoaderLimits) -> LoadedDocument:
     where = str(path)
     reader = _open(path)
+    _check_page_count(reader, limits, where)
     try:
         n_pages = len(reader.pages)
     except Exception as exc:
         raise LoaderError(where, "corrupt", f"the PDF's page tree is damaged ({exc}).", FIX_CORRUPT) from exc
     if n_pages == 0:
         raise LoaderError(where, "corrupt", "the PDF has no pages.", FIX_CORRUPT)
+    if n_pages > limits.max_pages:  # refused before any page is read (a page tree whose /Count lied)
+        raise _too_many_pages(where, n_pages, limits)
 
     warnings: list[str] = []
     pages: list[list[Line]] = []
-    failed = 0
+    failed: dict[str, list[int]] = {}
+    empty: list[int] = []
     chars = 0
     for number in range(1, n_pages + 1):
         try:
             lines = _page_lines(reader.pages[number - 1])
         except Exception as exc:
-            failed += 1
-            warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__})")
+            failed.setdefault(type(exc).__name__, []).append(number)
             lines = []
         else:
             if not lines:
-                warnings.append(f"page {number} has no extractable text (scanned image?)")
+                empty.append(number)
         chars += sum(len(line.text) + 1 for line in lines)
         if chars > limits.max_chars:
             raise LoaderError(
@@ -367,10 +396,16 @@ def load_pdf(path: Path, limits: LoaderLimits) -> LoadedDocument:
                 "split it into smaller modules and re-add them.",
             )
         pages.append(lines)
+    # One line per kind of problem, with the pages it concerns, rather than one line per page.
+    for error, numbers in failed.items():
+        warnings.append(f"{_pages(numbers)}: text could not be extracted ({error})")
+    if empty:
+        warnings.append(f"{_pages(empty)}: no extractable text (scanned image?)")
 
     if not any(pages):
         if failed:
-            raise LoaderError(where, "corrupt", f"no page could be read ({failed} of {n_pages} failed).", FIX_CORRUPT)
+            count = sum(len(n) for n in failed.values())
+            raise LoaderError(where, "corrupt", f"no page could be read ({count} of {n_pages} failed).", FIX_CORRUPT)
         raise LoaderError(where, "no_text", f"none of the {n_pages} pages has extractable text.", FIX_NO_TEXT)
 
     _strip_running_lines(pages)

@@ -397,6 +397,8 @@ def render_progress(view: ProgressView) -> str:
 # -- messages and errors ----------------------------------------------------------------------------------
 def render_error(exc: BaseException) -> str:
     """A short message for the learner; never a stack trace."""
+    if isinstance(exc, CoursePilotError) and exc.learner_message:
+        return exc.learner_message
     if isinstance(exc, CoursePilotError):
         text = f"Sorry, I couldn't do that: {exc.message}"
         if exc.fix:
