@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistant.answering.answer import Answerer, StreamEvent, refusal_text, timed, to_async_iter
-from assistant.answering.followup import retrieve_follow_up, rule_rewrite
+from assistant.answering.followup import is_follow_up, retrieve_follow_up, rule_rewrite, topic_question
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
 from assistant.core.text import normalize_unicode, tokenize
@@ -191,6 +191,8 @@ class CoursePilot:
         evidence = result.evidence
         read_next = evidence[0].chunk.location
         query_idf = self.index.lexical().idf(tokenize(standalone))
+        # A follow-up's sentences are matched against the conversation's topic too.
+        topic = topic_question(history) if is_follow_up(question) else None
         answerer = self.answerer
         base: dict[str, Any] = {
             "question": question,
@@ -242,14 +244,14 @@ class CoursePilot:
                 if _emit_tokens:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
-                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next)
+                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
                     yield StreamEvent(type="token", text=text)
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next)
+        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
         stop()
         if not citations:
             yield self._final(self._refusal(question, standalone, result, timings), total, timings)

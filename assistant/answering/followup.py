@@ -32,6 +32,8 @@ FOLLOW_UP = re.compile(
     r"^(and|also|but|so|then|what about|how about|what if|why)\b|\b(it|its|this|that|these|those|they|them|there|one)\b",
     re.IGNORECASE,
 )
+# The words that only say "this continues": retrieval for the follow-up alone leaves them out.
+_LEAD_IN = re.compile(r"^\s*(and|also|but|so|then|ok(ay)?|what about|how about|what if)\b(\s+if\b)?[\s,]*", re.I)
 # How many earlier user turns make up the topic (a follow-up of a follow-up reaches back to the first question).
 _TOPIC_TURNS = 3
 
@@ -89,10 +91,13 @@ def retrieve_follow_up(
     supported: Callable[[RetrievalResult], bool],
 ) -> FollowUpChoice:
     """Retrieve for `question` after `history`, keeping the topic when the evidence says it is kept."""
-    alone = retriever.retrieve(question, course_ids=course_ids, levels=levels)
     topic = topic_question(history)
-    if topic is None or (not is_follow_up(question) and supported(alone)):
-        return FollowUpChoice(query=question, strategy="alone", result=alone)
+    if topic is None or not is_follow_up(question):
+        alone = retriever.retrieve(question, course_ids=course_ids, levels=levels)
+        if topic is None or supported(alone):
+            return FollowUpChoice(query=question, strategy="alone", result=alone)
+    own = _LEAD_IN.sub("", question).strip() or question
+    alone = retriever.retrieve(own, course_ids=course_ids, levels=levels)
     combined_query = f"{topic}: {question.strip()}"
     candidates: list[FollowUpChoice] = [
         FollowUpChoice(
@@ -104,14 +109,14 @@ def retrieve_follow_up(
     before = retriever.retrieve(topic, k=3, course_ids=course_ids, levels=levels)
     topic_top = before.evidence[0].chunk.location if before.evidence else None
     if topic_top is not None and not course_ids:
-        inside = retriever.retrieve(question, course_ids=[topic_top.course_id], levels=levels)
-        candidates.append(FollowUpChoice(query=question, strategy="in-topic", result=inside))
-    candidates.append(FollowUpChoice(query=question, strategy="alone", result=alone))
+        inside = retriever.retrieve(own, course_ids=[topic_top.course_id], levels=levels)
+        candidates.append(FollowUpChoice(query=own, strategy="in-topic", result=inside))
+    candidates.append(FollowUpChoice(query=own, strategy="alone", result=alone))
 
     index = retriever.index
     filler = chat_filler_terms()
     topic_terms = set(tokenize(topic))
-    new_terms = index.lexical().idf([t for t in tokenize(question) if t not in topic_terms and t not in filler])
+    new_terms = index.lexical().idf([t for t in tokenize(own) if t not in topic_terms and t not in filler])
 
     def judge(choice: FollowUpChoice) -> float:
         evidence = choice.result.evidence
