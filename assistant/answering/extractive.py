@@ -36,8 +36,8 @@ QuestionKind = Literal["definition", "procedure", "reason", "comparison", "other
 
 MAX_SENTENCES = 5
 MAX_STEPS = 8
-# Sentences embedded per question (the most promising by words, passage and kind): ~2-5 ms each on one core.
-MAX_EMBEDDED = 12
+# Sentences embedded per question (the most promising by words, passage and kind): COURSEPILOT_ANSWER_SENTENCE_CANDIDATES.
+MAX_EMBEDDED = 8
 # Passages the answer may quote from, and how close to the best passage's dense score they must be.
 _PASSAGES = 4
 _PASSAGE_RATIO = 0.85
@@ -117,9 +117,10 @@ def clean_unit(unit: str) -> tuple[str, bool]:
 class SentenceVectors:
     """Sentence embeddings by text: one batch call for what is not cached yet, an LRU of recent sentences."""
 
-    def __init__(self, embedder: EmbeddingModel, size: int = 20_000) -> None:
+    def __init__(self, embedder: EmbeddingModel, size: int = 20_000, candidates: int = MAX_EMBEDDED) -> None:
         self.embedder = embedder
         self.size = size
+        self.candidates = candidates
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -294,12 +295,17 @@ def choose_sentences(
     kind = question_kind(question)
     _prescore(units, kind, query_idf)
     # Only the most promising sentences are embedded (one batch; cached by text): latency stays small.
-    embedded = sorted(units, key=lambda u: -u.score)[:MAX_EMBEDDED]
-    query = np.asarray(vectors.embedder.embed_query(question), dtype=np.float32)
-    if topic and topic.strip() and topic.strip() not in question:
-        blended = (1 - TOPIC_WEIGHT) * query + TOPIC_WEIGHT * np.asarray(vectors.embedder.embed_query(topic))
-        query = (blended / max(float(np.linalg.norm(blended)), 1e-9)).astype(np.float32)
-    _add_meaning(embedded, (vectors.get([_embed_text(u) for u in embedded]) @ query).tolist())
+    ranked = sorted(units, key=lambda u: -u.score)
+    embedded = ranked[: vectors.candidates]
+    if embedded:
+        query = np.asarray(vectors.embedder.embed_query(question), dtype=np.float32)
+        if topic and topic.strip() and topic.strip() not in question:
+            blended = (1 - TOPIC_WEIGHT) * query + TOPIC_WEIGHT * np.asarray(vectors.embedder.embed_query(topic))
+            query = (blended / max(float(np.linalg.norm(blended)), 1e-9)).astype(np.float32)
+        _add_meaning(embedded, (vectors.get([_embed_text(u) for u in embedded]) @ query).tolist())
+    else:  # meaning-match switched off: a sentence stands for its passage
+        embedded = ranked
+        _add_meaning(embedded, [u.evidence.dense_score or 0.0 for u in embedded])
     on_topic = [u for u in embedded if u.meaning >= TOPIC_FLOOR or (u.meaning >= LOOSE_FLOOR and u.lexical > 0)]
     if not on_topic:
         return []
