@@ -228,3 +228,34 @@ def test_extractive_answer_for_unrelated_evidence_is_empty(tmp_path: Path, libra
     evidence = pilot.retriever.retrieve(question).evidence
     text, citations = pilot.answerer.extractive(question, evidence, pilot.index.lexical().idf(tokenize(question)), None)
     assert (text, citations) == ("", [])
+
+
+def test_meaning_match_can_be_switched_off(library: Settings) -> None:
+    """COURSEPILOT_ANSWER_SENTENCE_CANDIDATES=0: no sentence is embedded; words and passage scores still answer."""
+    settings = library.model_copy(update={"answer": library.answer.model_copy(update={"sentence_candidates": 0})})
+    pilot = CoursePilot(settings)
+    embedded: list[int] = []
+    original = pilot.answerer.sentence_vectors.get
+    pilot.answerer.sentence_vectors.get = lambda texts: embedded.append(len(texts)) or original(texts)  # type: ignore[method-assign]
+    answer = pilot.ask("How do I submit my timesheet?")
+    assert embedded == []
+    assert "- Click Submit for approval." in body(answer)
+
+
+def test_passage_units_read_lists_wrapped_lines_and_slides() -> None:
+    from assistant.answering.extractive import passage_units
+
+    text = "Write down:\n1. The purpose.\n2. The facts, in SBI\nform.\nIt is short enough to\nremember. It works."
+    assert passage_units(text) == [
+        ("Write down:", False),
+        ("1. The purpose.", True),
+        ("2. The facts, in SBI form.", True),
+        ("It is short enough to remember.", False),
+        ("It works.", False),
+    ]
+    paragraph = " ".join(["Prestige pricing raises the price so buyers perceive higher quality."] * 3)
+    slide = f"Right-click the pivot › Refresh\nOr press Alt+F5\n{paragraph}\nSpeaker notes: Click first. Then refresh."
+    units = passage_units(slide, slides=True)
+    assert units[:2] == [("Right-click the pivot › Refresh", True), ("Or press Alt+F5", True)]
+    assert units[2] == ("Prestige pricing raises the price so buyers perceive higher quality.", False)  # a paragraph
+    assert units[-2:] == [("Click first.", False), ("Then refresh.", False)]

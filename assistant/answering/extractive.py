@@ -88,6 +88,8 @@ _CUES: dict[str, re.Pattern[str]] = {
     ),
 }
 
+_MAX_WORDS = 80
+_SLIDE_BULLET_WORDS = 25
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
 _LABEL_PREFIX = re.compile(r"^(speaker notes:\s*|[-*•]\s+|\d+[.)]\s+)+", re.IGNORECASE)
 _ITEM = re.compile(r"^([-*•]|\d+[.)])\s+")
@@ -168,7 +170,7 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
     """(sentence or list item, is a list item) in reading order.
 
     A list item is one unit however many sentences it has; a line wrapped by the layout (PDF) is joined to
-    the line it continues. On a slide, every line above the speaker notes is a bullet.
+    the line it continues. On a slide, a short line above the speaker notes is a bullet.
     """
     blocks: list[tuple[str, bool]] = []
     notes = False
@@ -180,7 +182,8 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
             notes = True
             blocks.append((line[len("speaker notes:") :].strip(), False))
             continue
-        item = bool(_ITEM.match(line)) or (slides and not notes)
+        # A short line on a slide is a bullet; a paragraph on a slide is read as sentences.
+        item = bool(_ITEM.match(line)) or (slides and not notes and len(line.split()) <= _SLIDE_BULLET_WORDS)
         previous = blocks[-1] if blocks else None
         if not item and previous is not None and not _ENDS_LIKE_SENTENCE.search(previous[0]) and not slides:
             blocks[-1] = (f"{previous[0]} {line}", previous[1])  # a wrapped line
@@ -188,7 +191,7 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
             blocks.append((line, item))
     units: list[tuple[str, bool]] = []
     for block, item in blocks:
-        if item:
+        if item and len(block.split()) <= _MAX_WORDS:
             units.append((block, True))
         else:
             units.extend((sentence, False) for sentence in split_sentences(block))
@@ -213,7 +216,7 @@ def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
             is_item = is_item or marked
             words = len(text.split())
             # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-            if words < 3 or words > 80 or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
+            if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
                 continue
             units.append(_Unit(text, is_item, item, rank, position, group))
     return units
