@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistant.answering.answer import Answerer, StreamEvent, refusal_text, timed, to_async_iter
+from assistant.answering.followup import is_follow_up, retrieve_follow_up, rule_rewrite, topic_question
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
 from assistant.core.text import normalize_unicode, tokenize
@@ -25,28 +26,12 @@ from assistant.planning.playlist import parse_budget, plan
 from assistant.retrieval.finder import rank_courses
 from assistant.retrieval.retriever import RetrievalResult, Retriever
 
-_FOLLOW_UP = re.compile(
-    r"^(and|also|but|so|then|what about|how about|why)\b|\b(it|its|this|that|these|those|they|them|there|one)\b",
-    re.IGNORECASE,
-)
-
 
 class FindResult(BaseModel):
     """Courses that teach what the learner asked about, best first."""
 
     query: str
     courses: list[CourseSuggestion]
-
-
-def rule_rewrite(question: str, history: Sequence[ChatTurn]) -> str:
-    """Without a model: a short or pronoun-led follow-up borrows the previous question's words."""
-    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-    if not previous:
-        return question
-    content_words = tokenize(question)
-    if _FOLLOW_UP.search(question) or len(content_words) <= 2:
-        return f"{previous.strip().rstrip('?')}: {question.strip()}"
-    return question
 
 
 class CoursePilot:
@@ -124,14 +109,19 @@ class CoursePilot:
     ) -> tuple[str, RetrievalResult, dict[str, float]]:
         self.index.ensure_ready()
         timings: dict[str, float] = {}
-        stop = timed(timings, "rewrite")
-        standalone = self.standalone_question(question, history)
-        stop()
-        stop = timed(timings, "retrieve")
-        result = self.retriever.retrieve(
-            standalone, course_ids=[course] if course else None, levels=[level] if level else None
-        )
-        stop()
+        course_ids, levels = ([course] if course else None), ([level] if level else None)
+        if history and self.answerer.chat_model is None:  # no model to rewrite it: let the evidence decide
+            stop = timed(timings, "retrieve")
+            choice = retrieve_follow_up(self.retriever, question, history, course_ids, levels, self._supported)
+            stop()
+            standalone, result = choice.query, choice.result
+        else:
+            stop = timed(timings, "rewrite")
+            standalone = self.standalone_question(question, history)
+            stop()
+            stop = timed(timings, "retrieve")
+            result = self.retriever.retrieve(standalone, course_ids=course_ids, levels=levels)
+            stop()
         timings.update({f"retrieve.{k}": round(v, 2) for k, v in result.timings_ms.items()})
         return standalone, result, timings
 
@@ -201,6 +191,8 @@ class CoursePilot:
         evidence = result.evidence
         read_next = evidence[0].chunk.location
         query_idf = self.index.lexical().idf(tokenize(standalone))
+        # A follow-up's sentences are matched against the conversation's topic too.
+        topic = topic_question(history) if is_follow_up(question) else None
         answerer = self.answerer
         base: dict[str, Any] = {
             "question": question,
@@ -252,14 +244,14 @@ class CoursePilot:
                 if _emit_tokens:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
-                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next)
+                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
                     yield StreamEvent(type="token", text=text)
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next)
+        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
         stop()
         if not citations:
             yield self._final(self._refusal(question, standalone, result, timings), total, timings)

@@ -1,8 +1,10 @@
 """The golden dataset: strict pydantic models, a loader for YAML and JSONL, and the exported JSON Schema.
 
-A case is one of three types, told apart by its ``type`` field:
+A case is one of four types, told apart by its ``type`` field:
 
 * ``answer``: a learner question; scored on retrieval, citations, key points and refusal.
+* ``conversation``: several questions asked in turn; each turn is asked after the earlier questions and
+  CoursePilot's own answers to them, and scored like an ``answer`` case (result id ``CASE.tN``).
 * ``find``: "which course teaches X?"; scored on the ranked courses.
 * ``playlist``: a learning goal; scored on the planned order, coverage and budget.
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from assistant.core.errors import CoursePilotError
 from assistant.core.types import Level
@@ -26,6 +28,8 @@ from assistant.core.types import Level
 __all__ = [
     "AnswerCase",
     "Case",
+    "ConversationCase",
+    "ConversationTurn",
     "Dataset",
     "ExpectedLocation",
     "FindCase",
@@ -132,7 +136,49 @@ class PlaylistCase(_CaseBase):
     )
 
 
-Case = Annotated[AnswerCase | FindCase | PlaylistCase, Field(discriminator="type")]
+class ConversationTurn(_Strict):
+    """One question of a conversation, with what its answer should cite and contain."""
+
+    question: str = Field(min_length=1)
+    answerable: bool = Field(default=True, description="False: the library does not teach this; expect a refusal.")
+    expected: list[ExpectedLocation] = Field(default_factory=list, description="Where the answer is taught.")
+    key_points: list[str] = Field(
+        default_factory=list, description="Phrases a correct answer contains (case-insensitive)."
+    )
+
+    @model_validator(mode="after")
+    def _answerable_needs_expected(self) -> ConversationTurn:
+        if self.answerable and not self.expected:
+            raise ValueError("an answerable turn needs at least one 'expected' location")
+        return self
+
+
+class ConversationCase(_CaseBase):
+    """Questions asked one after another; each turn sees the earlier questions and CoursePilot's answers."""
+
+    type: Literal["conversation"]
+    turns: list[ConversationTurn] = Field(min_length=2, description="The questions, in the order they are asked.")
+    course: str | None = Field(default=None, description="Optional course filter passed to ask().")
+
+    def turn_cases(self) -> list[AnswerCase]:
+        """Each turn as an answer case with id CASE.tN (its history is filled in while the conversation runs)."""
+        return [
+            AnswerCase(
+                id=f"{self.id}.t{number}",
+                type="answer",
+                question=turn.question,
+                answerable=turn.answerable,
+                course=self.course,
+                expected=turn.expected,
+                key_points=turn.key_points,
+                notes=self.notes,
+            )
+            for number, turn in enumerate(self.turns, start=1)
+        ]
+
+
+Case = Annotated[AnswerCase | FindCase | PlaylistCase | ConversationCase, Field(discriminator="type")]
+AnyCase = AnswerCase | FindCase | PlaylistCase | ConversationCase
 
 
 class Dataset(_Strict):
@@ -140,6 +186,12 @@ class Dataset(_Strict):
 
     version: Literal[1] = 1
     cases: list[Case] = Field(default_factory=list)
+    # Rows of a question set that could not be read (each names its row and column); the rest still run.
+    _problems: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return self._problems
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Dataset:
@@ -158,9 +210,10 @@ class Dataset(_Strict):
 
 # ------------------------------------------------------------------------------------------- errors
 
-_TYPES = ("answer", "find", "playlist")
+_TYPES = ("answer", "find", "playlist", "conversation")
 _FIELDS = {
     "answer": sorted(AnswerCase.model_fields),
+    "conversation": sorted(ConversationCase.model_fields),
     "find": sorted(FindCase.model_fields),
     "playlist": sorted(PlaylistCase.model_fields),
 }
@@ -208,7 +261,7 @@ def _case_where(path: Path, raw: Any, position: str) -> str:
     return f"{path}: case '{case_id}' ({position})" if case_id else f"{path}: {position}"
 
 
-def _parse_case(raw: Any, path: Path, position: str) -> AnswerCase | FindCase | PlaylistCase:
+def _parse_case(raw: Any, path: Path, position: str) -> AnyCase:
     from pydantic import TypeAdapter
 
     where = _case_where(path, raw, position)
@@ -241,13 +294,23 @@ def parse_cases(raws: Sequence[tuple[Any, str]], path: Path, version: Any = 1) -
     return Dataset(version=1, cases=cases)
 
 
-def load_dataset(path: str | Path) -> Dataset:
-    """Load a golden dataset from .yaml/.yml (``version`` + ``cases``) or .jsonl (one case per line)."""
+def load_dataset(path: str | Path, split: str | None = None) -> Dataset:
+    """Load a golden dataset from .yaml/.yml (``version`` + ``cases``) or .jsonl (one case per line), or a
+    question set (.csv, or .jsonl rows with ``q`` and ``course``; see evals/question_set.py)."""
     path = Path(path)
     if not path.is_file():
         raise CoursePilotError(f"Dataset {path} does not exist.", "pass the path of a .yaml or .jsonl dataset.")
     suffix = path.suffix.lower()
     text = path.read_text(encoding="utf-8")
+    if suffix == ".csv" or (suffix == ".jsonl" and looks_like_question_set(text)):
+        from evals.question_set import load_question_set
+
+        return load_question_set(path, text, split)
+    if split is not None:
+        raise CoursePilotError(
+            f"{path}: --split {split} applies only to question sets (.csv, or .jsonl rows with 'q' and 'course').",
+            "leave out --split for a golden dataset.",
+        )
     if suffix in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text)
@@ -282,7 +345,23 @@ def load_dataset(path: str | Path) -> Dataset:
                     f"{path}: line {number}: invalid JSON ({exc.msg}).", "write one JSON object per line."
                 ) from None
         return parse_cases(raws, path)
-    raise CoursePilotError(f"{path}: unsupported dataset format '{suffix}'.", "use a .yaml, .yml or .jsonl file.")
+    raise CoursePilotError(
+        f"{path}: unsupported dataset format '{suffix}'.",
+        "use a .yaml, .yml or .jsonl dataset, or a .csv question set.",
+    )
+
+
+def looks_like_question_set(text: str) -> bool:
+    """A JSONL file whose first row is a question-set row (``q``/``question`` and ``course``, no ``type``)."""
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(row, dict) and "type" not in row and "course" in row and ("q" in row or "question" in row)
+    return False
 
 
 def dataset_json_schema() -> dict[str, Any]:

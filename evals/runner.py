@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from assistant.core.errors import CoursePilotError
 from assistant.core.types import ChatTurn, Location, PlaylistItem
 from evals import metrics as m
-from evals.dataset import AnswerCase, Dataset, FindCase, PlaylistCase, load_dataset
+from evals.dataset import AnswerCase, ConversationCase, Dataset, FindCase, HistoryTurn, PlaylistCase, load_dataset
 from evals.gates import check_thresholds, compare_with_baseline, load_summary
 from evals.metrics import METRIC_NAMES, MetricValue
 from evals.report import write_reports
@@ -181,6 +181,22 @@ def evaluate_case(
     return result
 
 
+def evaluate_conversation(case: ConversationCase, pilot: CoursePilot, judge: Judge | None = None) -> list[CaseResult]:
+    """Ask a conversation's turns in order, each after the earlier questions and CoursePilot's own answers."""
+    history: list[dict[str, str]] = []
+    results: list[CaseResult] = []
+    for turn in case.turn_cases():
+        turn.history = [HistoryTurn.model_validate(h) for h in history]
+        result = evaluate_case(turn, pilot, judge)
+        results.append(result)
+        history += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": result.answer or "…"}]
+    return results
+
+
+def _result_ids(case: AnswerCase | FindCase | PlaylistCase | ConversationCase) -> list[str]:
+    return [t.id for t in case.turn_cases()] if isinstance(case, ConversationCase) else [case.id]
+
+
 def _run_answer(case: AnswerCase, pilot: CoursePilot, judge: Judge | None, result: CaseResult) -> None:
     history = [ChatTurn(role=t.role, content=t.content) for t in case.history]
     start = time.perf_counter()
@@ -322,8 +338,11 @@ def run_eval(
     resume: bool = True,
     progress: Callable[[int, int], None] | None = None,
     judge: Judge | Literal[False] | None = None,
+    split: str | None = None,
 ) -> RunSummary:
     """Run every case of a dataset through `pilot`, write runs/NAME/*, and return the summary.
+
+    split: keep only the rows of a question set (CSV/JSONL, see evals/question_set.py) with this 'split'.
 
     resume: skip cases already in runs/NAME/results.jsonl when the dataset and config fingerprints match
     runs/NAME/meta.json (else start over). progress(done, total) is called after each case.
@@ -336,7 +355,7 @@ def run_eval(
             f"Run name '{name}' is not a valid folder name.", "use letters, digits, '.', '_' and '-' (max 100)."
         )
     dataset_path = Path(dataset_path)
-    dataset: Dataset = load_dataset(dataset_path)
+    dataset: Dataset = load_dataset(dataset_path, split)
     runs_dir = Path(runs_dir)
     baseline_data: dict[str, Any] | None = None
     baseline_path = runs_dir / baseline / "summary.json" if baseline else None
@@ -370,7 +389,7 @@ def run_eval(
         and previous.get("dataset_hash") == meta["dataset_hash"]
         and previous.get("config_hash") == meta["config_hash"]
     )
-    case_ids = {c.id for c in dataset.cases}
+    case_ids = {rid for c in dataset.cases for rid in _result_ids(c)}
     done_results: dict[str, CaseResult] = {}
     if can_resume:
         done_results = {r.id: r for r in load_results(results_path) if r.id in case_ids}
@@ -382,7 +401,7 @@ def run_eval(
     for stale in ("summary.json", "report.md", "report.html"):
         (run_dir / stale).unlink(missing_ok=True)
 
-    todo = [c for c in dataset.cases if c.id not in done_results]
+    todo = [c for c in dataset.cases if any(rid not in done_results for rid in _result_ids(c))]
     total, done = len(dataset.cases), len(dataset.cases) - len(todo)
     resumed = done
     prerequisites: dict[str, list[str]] = {}
@@ -394,21 +413,28 @@ def run_eval(
             warm_up()  # model load must not count as the first case's latency
     with results_path.open("a", encoding="utf-8") as out:
         for case in todo:
-            result = evaluate_case(case, pilot, judge, prerequisites)
-            out.write(result.model_dump_json() + "\n")
+            if isinstance(case, ConversationCase):
+                case_results = evaluate_conversation(case, pilot, judge)
+            else:
+                case_results = [evaluate_case(case, pilot, judge, prerequisites)]
+            for result in case_results:
+                out.write(result.model_dump_json() + "\n")
+                done_results[result.id] = result
             out.flush()
-            done_results[case.id] = result
             done += 1
             if progress is not None:
                 progress(done, total)
 
-    results = [done_results[c.id] for c in dataset.cases]
-    answerable = {c.id: getattr(c, "answerable", True) for c in dataset.cases}
+    scored = [t for c in dataset.cases for t in (c.turn_cases() if isinstance(c, ConversationCase) else [c])]
+    results = [done_results[c.id] for c in scored]
+    answerable = {c.id: getattr(c, "answerable", True) for c in scored}
     values, cases, notes = summarise_results(results, answerable)
-    by_type = {t: sum(1 for c in dataset.cases if c.type == t) for t in ("answer", "find", "playlist")}
+    by_type = {t: sum(1 for c in dataset.cases if c.type == t) for t in ("answer", "find", "playlist", "conversation")}
     counts = {
         "cases": total,
         **by_type,
+        "turns": sum(len(c.turns) for c in dataset.cases if isinstance(c, ConversationCase)),
+        "rows_left_out": len(dataset.problems),
         "passed": sum(1 for r in results if r.passed),
         "failed": sum(1 for r in results if not r.passed),
         "errors": sum(1 for r in results if r.error),
@@ -423,6 +449,7 @@ def run_eval(
         metrics=values,
         metric_cases=cases,
         notes=notes,
+        problems=list(dataset.problems),
         run_dir=str(run_dir),
         files={
             "results": str(results_path),

@@ -60,6 +60,7 @@ class RunSummary(BaseModel):
     metrics: dict[str, float | None]
     metric_cases: dict[str, int] = Field(default_factory=dict, description="Cases each metric was averaged over.")
     notes: dict[str, str] = Field(default_factory=dict, description="Reasons for run-level metrics.")
+    problems: list[str] = Field(default_factory=list, description="Dataset rows left out, each with its reason.")
     baseline: BaselineComparison | None = None
     run_dir: str
     files: dict[str, str] = Field(default_factory=dict)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from assistant.answering.citations import CitationStream, cite, number_citations
+from assistant.answering.citations import CitationStream, cite
+from assistant.answering.extractive import SentenceVectors, extract_answer
 from assistant.answering.prompts import load_prompt
 from assistant.core.settings import Settings
-from assistant.core.text import split_sentences, tokenize
 from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
 from assistant.models.chat import ModelCallError, complete, stream_with_retries
+from assistant.models.embeddings import get_embedder
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 # The one phrase that means "not in the library", shared by the prompt, the parser and the UI.
 CANNOT_ANSWER = "I cannot answer this from the course library."
 NO_ANSWER_TEXT = "I couldn't find this in the course library, so I won't guess."
-_MAX_SENTENCES = 3
 
 
 class StreamEvent(BaseModel):
@@ -57,68 +57,6 @@ def format_history(history: Sequence[ChatTurn]) -> str:
     return "\n".join(f"{turn.role}: {turn.content}" for turn in history[-6:])
 
 
-def _sentence_score(sentence_terms: set[str], query_idf: dict[str, float], total: float) -> float:
-    if total <= 0:
-        return 0.0
-    return sum(w for t, w in query_idf.items() if t in sentence_terms) / total
-
-
-_LABEL_PREFIX = re.compile(r"^(speaker notes:\s*|[-*•]\s+|\d+[.)]\s+)+", re.IGNORECASE)
-
-
-def _clean_unit(unit: str) -> tuple[str, bool]:
-    """Strip list markers and the 'Speaker notes:' label; report whether it was a list item."""
-    cleaned = _LABEL_PREFIX.sub("", unit).strip()
-    is_item = bool(re.match(r"^([-*•]|\d+[.)])\s+", unit))
-    return cleaned, is_item
-
-
-def extract_answer(
-    question: str, evidence: Sequence[Evidence], query_idf: dict[str, float], max_sentences: int = _MAX_SENTENCES
-) -> tuple[str, list[Citation]]:
-    """Pick the best-supported sentences from the top passages, verbatim, each with its citation."""
-    total = sum(query_idf.values())
-    candidates: list[tuple[float, int, int, str, bool, Evidence]] = []
-    # Only passages nearly as close to the question as the best one may lend sentences: a sentence that
-    # shares a word with the question but sits in an off-topic passage is the classic extractive mistake.
-    top_dense = max((e.dense_score or 0.0) for e in evidence[:3]) if evidence else 0.0
-    eligible = [e for i, e in enumerate(evidence[:3]) if i == 0 or (e.dense_score or 0.0) >= 0.85 * top_dense]
-    for rank, item in enumerate(eligible):
-        prior = 1.0 / (1.0 + rank)
-        for position, unit in enumerate(split_sentences(item.chunk.text)):
-            sentence, is_item = _clean_unit(unit)
-            words = len(sentence.split())
-            # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-            if words < 3 or words > 80 or (not is_item and not re.search(r"[.!?:)\"'”]$", sentence)):
-                continue
-            overlap = _sentence_score(set(tokenize(sentence)), query_idf, total)
-            score = overlap + 0.5 * prior + (0.02 if position == 0 else 0.0)
-            candidates.append((score if overlap > 0 else score - 1.0, rank, position, sentence, is_item, item))
-    if not candidates:
-        return "", []
-    candidates.sort(key=lambda c: -c[0])
-    best = candidates[0][0]
-    chosen: list[tuple[float, int, int, str, bool, Evidence]] = []
-    passages: set[int] = set()
-    for cand in candidates:
-        if len(chosen) == max_sentences or cand[0] < 0.6 * best or cand[0] < 0:
-            break
-        # At most two passages: a third one is usually a different topic that shares a word.
-        if cand[1] not in passages and len(passages) == 2:
-            continue
-        passages.add(cand[1])
-        chosen.append(cand)
-    if not chosen:
-        chosen = [candidates[0]]
-    # Read in source order: passage rank first, then position inside the passage.
-    chosen.sort(key=lambda c: (c[1], c[2]))
-    as_list = any(c[4] for c in chosen) and len(chosen) > 1
-    parts = [f"{'- ' if as_list else ''}{sentence} [{item.key}]" for _, _, _, sentence, _, item in chosen]
-    keyed = ("\n" if as_list else " ").join(parts)
-    used = [c[5] for c in chosen]
-    return number_citations(keyed, used)
-
-
 def refusal_text(suggestions: Sequence[CourseSuggestion]) -> str:
     if not suggestions:
         return NO_ANSWER_TEXT + " The library has nothing close to this topic yet."
@@ -135,6 +73,13 @@ class Answerer:
         self.settings = settings
         self.chat_model = chat_model
         self.stream_model = stream_model
+
+    @cached_property
+    def sentence_vectors(self) -> SentenceVectors:
+        """Sentence embeddings for the extractive path, from the embedder the index already uses."""
+        return SentenceVectors(
+            get_embedder(self.settings.embedding), candidates=self.settings.answer.sentence_candidates
+        )
 
     def build_messages(
         self, question: str, evidence: Sequence[Evidence], history: Sequence[ChatTurn]
@@ -153,8 +98,9 @@ class Answerer:
         evidence: Sequence[Evidence],
         query_idf: dict[str, float],
         read_next: Location | None,
+        topic: str | None = None,
     ) -> tuple[str, list[Citation]]:
-        text, citations = extract_answer(question, evidence, query_idf)
+        text, citations = extract_answer(question, evidence, query_idf, self.sentence_vectors, topic=topic)
         if read_next is not None:
             text += f"\n\nRead next: {read_next.label()}"
         return text, citations

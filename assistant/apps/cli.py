@@ -549,7 +549,9 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.command("run")
 def eval_run(
-    dataset: Annotated[Path, typer.Argument(help="YAML or JSONL dataset.")] = DEFAULT_DATASET,
+    dataset: Annotated[
+        Path, typer.Argument(help="YAML or JSONL dataset, or a question set (.csv, or .jsonl rows with q and course).")
+    ] = DEFAULT_DATASET,
     name: Annotated[
         str | None, typer.Option("--name", help="Run folder name under runs/ (default: timestamp).")
     ] = None,
@@ -559,6 +561,9 @@ def eval_run(
     ] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path("runs"),
     fresh: Annotated[bool, typer.Option("--fresh", help="Do not resume an interrupted run of the same name.")] = False,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Question sets only: keep the rows whose 'split' is this.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a dataset through the same API as the chat UI and write results, summary and reports."""
@@ -580,6 +585,7 @@ def eval_run(
                 baseline=baseline,
                 resume=not fresh,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                split=split,
             )
         failures = check_thresholds(summary, fail_under or [])
     except CoursePilotError as exc:
@@ -603,6 +609,8 @@ def eval_run(
             table.add_row(*row)
         out.print(table)
         out.print(f"Reports: {summary.files.get('report_html')} and {summary.files.get('report_md')}")
+        for problem in summary.problems:
+            err.print(f"[yellow]Left out:[/] {escape(problem)}")
         for regression in summary.regressions:
             err.print(f"[red]Regression:[/] {escape(regression)}")
         for failure in failures:

@@ -165,6 +165,16 @@ class LimitsSettings(BaseModel):
     max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
 
 
+class AnswerSettings(BaseModel):
+    sentence_candidates: int = Field(
+        default=8,
+        ge=0,
+        le=64,
+        description="Extractive answers: sentences per question matched by meaning with the embedder (cached by "
+        "text; each costs about one short embedding); 0 = words and passage scores only.",
+    )
+
+
 class XAPISettings(BaseModel):
     endpoint: str | None = Field(default=None, description="Learning Record Store endpoint; unset disables xAPI.")
     username: str | None = Field(default=None, description="LRS basic-auth user.")
@@ -193,6 +203,7 @@ class Settings(BaseSettings):
     ui: UISettings = UISettings()
     limits: LimitsSettings = LimitsSettings()
     xapi: XAPISettings = XAPISettings()
+    answer: AnswerSettings = AnswerSettings()
 
     def collection_name(self) -> str:
         """Name derived from what builds the vectors, so two models or chunkers never share a collection."""
