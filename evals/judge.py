@@ -15,13 +15,16 @@ import re
 import string
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings
 from assistant.core.types import Answer
 from assistant.models.chat import ModelCallError, complete, get_chat_model
 from evals.metrics import MetricValue
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
 
 __all__ = ["JUDGE_PROMPT_VARIABLES", "Judge", "judge_enabled", "make_judge", "parse_judge_json"]
 
@@ -74,13 +77,14 @@ def judge_enabled(settings: Settings) -> bool:
 class Judge:
     """Scores answers with a chat model. Every failure becomes MetricValue(None, reason), never an exception."""
 
-    def __init__(self, settings: Settings, chat_model: Any = None) -> None:
+    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
         self.settings = settings
-        self.chat_model: Any = chat_model if chat_model is not None else get_chat_model(settings.chat)
-        if self.chat_model is None:
+        model = chat_model if chat_model is not None else get_chat_model(settings.chat)
+        if model is None:
             raise ConfigError(
                 "The LLM judge needs a chat model.", "set COURSEPILOT_CHAT_PROVIDER=openai and its base URL / key."
             )
+        self.chat_model: BaseChatModel = model
 
     @property
     def model_name(self) -> str:
