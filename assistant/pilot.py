@@ -127,6 +127,8 @@ class CoursePilot:
 
     def _supported(self, result: RetrievalResult) -> bool:
         cfg = self.settings.retrieval
+        if result.supported is not None:  # the calibrated decision (retrieval.refusal = learned)
+            return bool(result.evidence) and result.supported
         return bool(result.evidence) and (
             result.max_dense >= cfg.refusal_min_dense and result.coverage >= cfg.refusal_min_coverage
         )
