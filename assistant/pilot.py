@@ -125,9 +125,11 @@ class CoursePilot:
         timings.update({f"retrieve.{k}": round(v, 2) for k, v in result.timings_ms.items()})
         return standalone, result, timings
 
-    def _supported(self, result: RetrievalResult) -> bool:
+    def _supported(self, result: RetrievalResult, question: bool = True) -> bool:
         cfg = self.settings.retrieval
-        if result.supported is not None:  # the calibrated decision (retrieval.refusal = learned)
+        # The calibrated decision (retrieval.refusal = learned) was calibrated on questions; a find-a-course topic
+        # ("pivot tables") is a bare phrase, so it keeps the two thresholds.
+        if question and result.supported is not None:
             return bool(result.evidence) and result.supported
         return bool(result.evidence) and (
             result.max_dense >= cfg.refusal_min_dense and result.coverage >= cfg.refusal_min_coverage
@@ -290,7 +292,11 @@ class CoursePilot:
         self.index.ensure_ready()
         topic = _strip_find_phrasing(query)
         result = self.retriever.retrieve(topic, k=30)
-        courses = rank_courses(topic, result.evidence, self.catalogue(), limit=limit) if self._supported(result) else []
+        courses = (
+            rank_courses(topic, result.evidence, self.catalogue(), limit=limit)
+            if self._supported(result, question=False)
+            else []
+        )
         return FindResult(query=query, courses=courses)
 
     # -- learning paths -----------------------------------------------------------------------------------

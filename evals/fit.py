@@ -34,7 +34,10 @@ Progress = Callable[[int, int], None]
 # The refusal threshold refuses at most this share of answerable train questions (the false-refusal cap).
 MAX_FALSE_REFUSAL = 0.02
 # L2 penalty of the listwise ranker, chosen by 3-fold cross-validation on the train questions (folds by book section).
-LISTWISE_L2 = 0.1
+LISTWISE_L2 = 0.03
+# Inverse L2 strength of the refusal model: strong, so that no one library-scaled signal (the raw cosine) decides
+# alone; with C=1 the sample library's "What are the steps of the GROW model?" fell under the threshold.
+REFUSAL_C = 0.1
 
 
 class FitReport(BaseModel):
@@ -187,7 +190,7 @@ def run_fit(
         beir_index, _ = open_beir_index(data, bench, progress)
         cases.extend(beir_cases(beir_index, Retriever(beir_index, bench.retrieval), data, pool, progress))
     ranker = fit_listwise(cases, l2)
-    refusal = fit_refusal(refusal_rows(present, ranker), refusal_rows(excluded, ranker), max_false_refusal)
+    refusal = fit_refusal(refusal_rows(present, ranker), refusal_rows(excluded, ranker), max_false_refusal, REFUSAL_C)
     rows = {d: sum(len(c.pool) for c in cases if c.dataset == d) for d in ranker.trained_on}
     ranker.notes["rows"] = rows
     ranker_file = (out_dir / RANKER_FILE) if out_dir else model_path(RANKER_FILE)

@@ -123,19 +123,24 @@ def candidate_features(
 
     best_hd = best_hl = 0.0
     if sections is not None and len(sections):
-        h_dense = sections.dense_scores(query_vector)
-        h_lex = sections.lexical_scores(query)
-        mask = sections.allowed(course_ids)
-        if mask is not None:  # a course filter hides the other courses' headings too
-            h_dense = np.where(mask, h_dense, 0.0)
-            h_lex = np.where(mask, h_lex, 0.0)
-        best_hd = float(h_dense.max())
-        best_hl = float(h_lex.max())
         srow = [sections.chunk_row.get(c) for c in ids]
         known = np.asarray([r is not None for r in srow])
         idx = np.asarray([r if r is not None else 0 for r in srow])
-        feats[:, 5] = np.where(known, h_dense[idx], 0.0)
-        feats[:, 6] = np.where(known, h_dense[idx] - best_hd, -1.0)
+        # Heading cosines for the pool's sections and the dense candidates' sections: the best heading of the
+        # library is, in practice, among them (and they already respect the course and level filters).
+        near = {sections.chunk_row[c] for c in dense[0] if c in sections.chunk_row}
+        heading_rows = np.asarray(sorted(near | {int(r) for r in idx[known]}), dtype=np.int64)
+        scored = sections.dense_scores(query_vector, heading_rows)
+        h_dense_of = dict(zip(heading_rows.tolist(), scored.tolist(), strict=True))
+        best_hd = float(scored.max()) if scored.size else 0.0
+        h_lex = sections.lexical_scores(query)
+        mask = sections.allowed(course_ids)
+        if mask is not None:  # a course filter hides the other courses' headings too
+            h_lex = np.where(mask, h_lex, 0.0)
+        best_hl = float(h_lex.max())
+        h_pool = np.asarray([h_dense_of.get(int(r), 0.0) for r in idx], dtype=np.float32)
+        feats[:, 5] = np.where(known, h_pool, 0.0)
+        feats[:, 6] = np.where(known, h_pool - best_hd, -1.0)
         feats[:, 7] = np.where(known, h_lex[idx] / best_hl, 0.0) if best_hl > 0 else 0.0
         feats[:, 9] = _coverage(sections.lexical, srow, terms, idf)
         feats[:, 10] = [1.0 / (1.0 + sections.chunk_position.get(c, 0)) for c in ids]
