@@ -27,8 +27,8 @@ from ingest.loaders import LoaderLimits, load_document
 from ingest.manifest import MANIFEST_NAME
 from ingest.packages.course import document_hash
 from ingest.packages.sync import PackagePlan, plan_packages, remember
-from ingest.results import FileResult
 from ingest.representations import SectionUpdates
+from ingest.results import FileResult
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,9 @@ class IngestPipeline:
         ledger.save_courses(list(catalogue.values()))
         # Heading vectors use the pipeline's embedder (the one the chunks used).
         synced = sections.sync(
-            catalogue, lambda texts: get_embedder(self.settings.embedding).embed_documents(texts), full
+            catalogue,
+            lambda texts: (self._embedder or get_embedder(self.settings.embedding)).embed_documents(texts),
+            full,
         )
         report.sections_embedded, report.sections_reused = synced["embedded"], synced["reused"]
 
