@@ -112,9 +112,17 @@ class CoursePilot:
         course_ids, levels = ([course] if course else None), ([level] if level else None)
         if history and self.answerer.chat_model is None:  # no model to rewrite it: let the evidence decide
             stop = timed(timings, "retrieve")
-            choice = retrieve_follow_up(self.retriever, question, history, course_ids, levels, self._supported)
+            # The follow-up chooser weighs its candidates with the two-threshold support (it was tuned on it);
+            # the answer's own refusal below is still the calibrated decision.
+            choice = retrieve_follow_up(
+                self.retriever, question, history, course_ids, levels, lambda r: self._supported(r, question=False)
+            )
             stop()
             standalone, result = choice.query, choice.result
+            if choice.strategy != "alone":
+                # The calibrated refusal was calibrated on whole questions; a follow-up read inside the
+                # conversation's topic ("they get defensive?") is judged by the two thresholds instead.
+                result = result.model_copy(update={"supported": None})
         else:
             stop = timed(timings, "rewrite")
             standalone = self.standalone_question(question, history)
