@@ -112,9 +112,17 @@ class CoursePilot:
         course_ids, levels = ([course] if course else None), ([level] if level else None)
         if history and self.answerer.chat_model is None:  # no model to rewrite it: let the evidence decide
             stop = timed(timings, "retrieve")
-            choice = retrieve_follow_up(self.retriever, question, history, course_ids, levels, self._supported)
+            # The follow-up chooser weighs its candidates with the two-threshold support (it was tuned on it);
+            # the answer's own refusal below is still the calibrated decision.
+            choice = retrieve_follow_up(
+                self.retriever, question, history, course_ids, levels, lambda r: self._supported(r, question=False)
+            )
             stop()
             standalone, result = choice.query, choice.result
+            if choice.strategy != "alone":
+                # The calibrated refusal was calibrated on whole questions; a follow-up read inside the
+                # conversation's topic ("they get defensive?") is judged by the two thresholds instead.
+                result = result.model_copy(update={"supported": None})
         else:
             stop = timed(timings, "rewrite")
             standalone = self.standalone_question(question, history)
@@ -125,8 +133,12 @@ class CoursePilot:
         timings.update({f"retrieve.{k}": round(v, 2) for k, v in result.timings_ms.items()})
         return standalone, result, timings
 
-    def _supported(self, result: RetrievalResult) -> bool:
+    def _supported(self, result: RetrievalResult, question: bool = True) -> bool:
         cfg = self.settings.retrieval
+        # The calibrated decision (retrieval.refusal = learned) was calibrated on questions; a find-a-course topic
+        # ("pivot tables") is a bare phrase, so it keeps the two thresholds.
+        if question and result.supported is not None:
+            return bool(result.evidence) and result.supported
         return bool(result.evidence) and (
             result.max_dense >= cfg.refusal_min_dense and result.coverage >= cfg.refusal_min_coverage
         )
@@ -288,7 +300,11 @@ class CoursePilot:
         self.index.ensure_ready()
         topic = _strip_find_phrasing(query)
         result = self.retriever.retrieve(topic, k=30)
-        courses = rank_courses(topic, result.evidence, self.catalogue(), limit=limit) if self._supported(result) else []
+        courses = (
+            rank_courses(topic, result.evidence, self.catalogue(), limit=limit)
+            if self._supported(result, question=False)
+            else []
+        )
         return FindResult(query=query, courses=courses)
 
     # -- learning paths -----------------------------------------------------------------------------------

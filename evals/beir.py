@@ -32,12 +32,13 @@ from assistant.core.text import index_text, term_counts
 from assistant.core.types import Chunk, Course, Location
 from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
+from assistant.index.sections import SectionMap, sync_section_vectors
 from assistant.models.embeddings import get_embedder
 from assistant.retrieval.retriever import Ranked, Retriever, fuse_rrf, fuse_weighted
 from evals.metrics import percentile
 
 # Bumped whenever the way a BEIR document becomes a chunk changes, so an old index is never reused.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 COURSE_ID = "beir"
 _FINGERPRINT_KEY = "beir_fingerprint"
 _EMBED_BATCH = 256
@@ -274,6 +275,23 @@ def _embed_cached(texts: Sequence[str], settings: Settings, cache: Path, progres
     return vectors
 
 
+def sync_beir_sections(index: LibraryIndex, chunks: Sequence[Chunk], settings: Settings) -> None:
+    """Heading-trail vectors for the documents (dataset › title), embedded once and cached like the corpus."""
+    mapping = SectionMap.from_chunks(chunks)
+    texts = mapping.texts({})
+    ids = sorted(texts)
+    cache = Path(settings.index.dir) / "embeddings" / f"{_embedding_key([texts[i] for i in ids], settings)}.npy"
+    vectors = _embed_cached([texts[i] for i in ids], settings, cache, None)
+    sync_section_vectors(index.section_store, texts, lambda wanted: _rows(wanted, texts, ids, vectors))
+    mapping.save(index.sections_path, index.ledger.generation)
+
+
+def _rows(wanted: list[str], texts: Mapping[str, str], ids: list[str], vectors: np.ndarray) -> np.ndarray:
+    """Cached vectors of the heading texts `wanted` (texts, in the order sync_section_vectors asks for them)."""
+    row_of_text = {texts[sid]: i for i, sid in enumerate(ids)}
+    return vectors[[row_of_text[t] for t in wanted]]
+
+
 def open_beir_index(
     data: BeirDataset, settings: Settings, progress: Progress | None = None
 ) -> tuple[LibraryIndex, bool]:
@@ -320,6 +338,7 @@ def open_beir_index(
         [Course(id=COURSE_ID, title=data.name, description=f"BEIR dataset {data.name}", folder=data.name)]
     )
     index.rebuild_lexical().save(index.lexical_path, index.ledger.generation)
+    sync_beir_sections(index, chunks, settings)
     index.ledger.set_meta(_FINGERPRINT_KEY, fingerprint)
     return index, False
 

@@ -27,6 +27,7 @@ from ingest.loaders import LoaderLimits, load_document
 from ingest.manifest import MANIFEST_NAME
 from ingest.packages.course import document_hash
 from ingest.packages.sync import PackagePlan, plan_packages, remember
+from ingest.representations import SectionUpdates
 from ingest.results import FileResult
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class IngestReport(BaseModel):
     chunks_reused: int = 0
     chunks_deleted: int = 0
     chunks_total: int = 0
+    sections_embedded: int = Field(default=0, description="Heading-trail vectors run through the model.")
+    sections_reused: int = Field(default=0, description="Heading-trail vectors kept from earlier runs.")
     courses: int = 0
     seconds: float = 0.0
 
@@ -183,6 +186,7 @@ class IngestPipeline:
         removed_ids: list[str] = []
         added_terms: list[tuple[str, dict[str, int]]] = []
         pending: list[_Pending] = []
+        sections = SectionUpdates(self.index)
 
         def flush() -> None:
             new = [c for p in pending for c in p.new]
@@ -200,6 +204,7 @@ class IngestPipeline:
                 if stale:
                     self.index.store.delete(stale)
                 removed_ids.extend(stale)
+                sections.document(item.chunks, stale)
                 added_terms.extend(terms.items())
                 item.result.chunks_deleted = len(stale)
                 report.files.append(item.result)
@@ -245,6 +250,7 @@ class IngestPipeline:
             ids = ledger.remove_document(rel)
             self.index.store.delete(ids)
             removed_ids.extend(ids)
+            sections.removed_document(ids)
             result = FileResult(path=rel, course_id=record.course_id, status="removed", chunks_deleted=len(ids))
             report.files.append(result)
             if on_file:
@@ -262,6 +268,13 @@ class IngestPipeline:
             ):
                 catalogue[course_id] = course
         ledger.save_courses(list(catalogue.values()))
+        # Heading vectors use the pipeline's embedder (the one the chunks used).
+        synced = sections.sync(
+            catalogue,
+            lambda texts: (self._embedder or get_embedder(self.settings.embedding)).embed_documents(texts),
+            full,
+        )
+        report.sections_embedded, report.sections_reused = synced["embedded"], synced["reused"]
 
         for item in report.files:
             report.documents[item.status] = report.documents.get(item.status, 0) + 1

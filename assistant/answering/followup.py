@@ -132,8 +132,11 @@ def retrieve_follow_up(
             score -= 1.0
         return score
 
-    # Ties go to the earlier candidate: combined, then in-topic, then alone.
-    scored = [(judge(c), -i, c) for i, c in enumerate(candidates)]
+    # Ties go to a candidate that asks the learner's own words (in-topic, then alone), then to combined: with the
+    # learned ranking step the combined query often reaches the same passage, and then the topic's words add
+    # nothing but the risk of drifting back to the topic's own section.
+    preference = {"in-topic": 2, "alone": 1, "combined": 0}
+    scored = [(judge(c), preference[c.strategy], c) for c in candidates]
     best = max(scored, key=lambda s: (s[0], s[1]))[2]
     log.debug("follow-up %r: %s", question, {c.strategy: round(s, 3) for s, _, c in scored})
     return best

@@ -705,6 +705,125 @@ def eval_calibrate(
     out.print(f"on {result.eval_split}: {result.test.model_dump()}")
 
 
+_BENCHMARKS = Path("../shared/benchmarks")
+
+
+@eval_app.command("fit-ranker")
+def eval_fit_ranker(
+    openstax_dir: Annotated[
+        Path, typer.Option("--openstax", help="The openstax-intro-business benchmark folder.")
+    ] = _BENCHMARKS / "openstax-intro-business",
+    scifact_dir: Annotated[Path, typer.Option("--scifact", help="The SciFact BEIR folder.")] = _BENCHMARKS / "scifact",
+    no_scifact: Annotated[bool, typer.Option("--no-scifact", help="Fit on openstax train only.")] = False,
+    work_dir: Annotated[Path, typer.Option("--work-dir", help="Where the benchmark indexes are kept.")] = Path(
+        ".coursepilot/benchmarks"
+    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write the model files here instead of into the package.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N train questions.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Refit the learned ranker and the calibrated refusal model on the train splits (openstax + SciFact)."""
+    from evals.fit import run_fit
+
+    settings = settings_from_env()
+    scifact = None if no_scifact else scifact_dir
+    try:
+        with _progress_bar("Fitting", as_json) as progress:
+            task = progress.add_task("fit", total=None)
+            report = run_fit(
+                openstax_dir,
+                scifact,
+                settings,
+                work_dir,
+                out_dir=out_dir,
+                limit=limit,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except (CoursePilotError, FileNotFoundError) as exc:
+        fail(
+            exc if isinstance(exc, CoursePilotError) else CoursePilotError(str(exc), "pass the benchmark folders."),
+            as_json,
+        )
+    if as_json:
+        emit_json(report.model_dump(mode="json"))
+        return
+    out.print(f"ranker: {report.ranker_path} ({report.ranker_rows} candidate rows)")
+    out.print(
+        f"refusal: {report.refusal_path}, threshold {report.refusal_threshold:.4f}; on train "
+        f"{report.train_false_refusal_rate:.1%} of answerable refused, {report.train_excluded_refused:.1%} of "
+        "excluded-course questions refused"
+    )
+
+
+@eval_app.command("ablation")
+def eval_ablation(
+    openstax_dir: Annotated[
+        Path | None, typer.Option("--openstax", help="The openstax-intro-business benchmark folder.")
+    ] = _BENCHMARKS / "openstax-intro-business",
+    scifact_dir: Annotated[Path | None, typer.Option("--scifact", help="The SciFact BEIR folder.")] = _BENCHMARKS
+    / "scifact",
+    golden: Annotated[Path | None, typer.Option("--golden", help="Golden dataset (YAML).")] = DEFAULT_DATASET,
+    golden_library: Annotated[
+        Path | None, typer.Option("--golden-library", help="The library the golden set is written against.")
+    ] = Path("data/courses"),
+    work_dir: Annotated[Path, typer.Option("--work-dir", help="Where the benchmark indexes are kept.")] = Path(
+        ".coursepilot/benchmarks"
+    ),
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the README table.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Each retrieval component's contribution on SciFact test, openstax test and the golden set, in one run."""
+    from evals.ablation import markdown_table, run_ablation
+
+    settings = settings_from_env()
+    try:
+        with _progress_bar("Ablation", as_json) as progress:
+            task = progress.add_task("ablation", total=None)
+            result = run_ablation(
+                settings,
+                openstax_dir,
+                scifact_dir,
+                golden,
+                golden_library,
+                work_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except (CoursePilotError, FileNotFoundError) as exc:
+        fail(
+            exc if isinstance(exc, CoursePilotError) else CoursePilotError(str(exc), "pass the benchmark folders."),
+            as_json,
+        )
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    if markdown:
+        out.print(markdown_table(result), markup=False, highlight=False)
+    else:
+        table = Table(title="Retrieval ablation (same index and candidate lists per set)")
+        for column in (
+            "ranking",
+            "SciFact nDCG@10",
+            "openstax hit@1",
+            "openstax hit@5",
+            "golden hit@1",
+            "golden hit@5",
+        ):
+            table.add_column(column, justify="left" if column == "ranking" else "right")
+        for row in result.rows:
+            cells = [
+                row.scifact_ndcg_at_10,
+                row.openstax_hit_at_1,
+                row.openstax_hit_at_5,
+                row.golden_hit_at_1,
+                row.golden_hit_at_5,
+            ]
+            table.add_row(escape(row.name), *("—" if v is None else f"{v:.3f}" for v in cells))
+        out.print(table)
+    out.print(f"refusal: {result.refusal.model_dump()}", markup=False, highlight=False)
+
+
 def main() -> None:
     """Console-script entry point: friendly errors, never a stack trace."""
     logging.basicConfig(level=os.environ.get("COURSEPILOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)

@@ -103,6 +103,17 @@ class RetrievalSettings(BaseModel):
         description="Weight of the dense score in weighted fusion (tuned on SciFact train).",
     )
     rrf_k: int = Field(default=60, ge=1, description="Constant of reciprocal rank fusion.")
+    ranker: Literal["learned", "fusion"] = Field(
+        default="learned",
+        description="'learned': the shipped logistic ranking step reorders the head of the fused list using "
+        "heading-trail, coverage and position signals (fitted on public train splits); 'fusion': the fused order.",
+    )
+    rerank_pool: int = Field(default=30, ge=1, le=200, description="Head of the fused list the ranking step reorders.")
+    refusal: Literal["learned", "thresholds"] = Field(
+        default="learned",
+        description="'learned': one calibrated logistic decision over several signals (needs ranker=learned); "
+        "'thresholds': refusal_min_dense and refusal_min_coverage.",
+    )
     dedup_similarity: float = Field(
         default=0.9,
         ge=0,

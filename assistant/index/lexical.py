@@ -89,6 +89,13 @@ class LexicalIndex:
             out[term] = float(np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)))
         return out
 
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 of the query against every row, in row order (zeros when no query term is indexed)."""
+        cols = sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
+        if not cols or not self.ids:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._bm25_weights()[:, cols].sum(axis=1), dtype=np.float32).ravel()
+
     def search(self, query: str, n: int, allowed_rows: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top-n (chunk id, BM25 score) with a positive score, best first."""
         cols = sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})

@@ -11,6 +11,7 @@ from assistant.core.errors import IndexMismatchError, IndexMissingError
 from assistant.core.settings import Settings
 from assistant.index.ledger import Ledger
 from assistant.index.lexical import LexicalIndex
+from assistant.index.sections import SectionIndex, current_map, skills_by_course
 from assistant.index.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,33 @@ class LibraryIndex:
         self._lock = threading.Lock()
         self._ledger_file: Path | None = getattr(self.ledger, "path", None)
         self._ledger_id = _file_id(self._ledger_file)
+        self._sections: tuple[tuple[int, int], SectionIndex] | None = None
+        self._section_store: VectorStore | None = None
+
+    @property
+    def sections_path(self) -> Path:
+        return self.dir / "sections.json"
+
+    @property
+    def section_store(self) -> VectorStore:
+        """The Chroma collection of heading-trail vectors, next to the chunk collection."""
+        if self._section_store is None:
+            self._section_store = VectorStore(self.settings, f"{self.name}-sections")
+        return self._section_store
+
+    def sections(self) -> SectionIndex:
+        """Heading vectors, heading BM25 and chunk -> section, for the ledger's current generation."""
+        key = (self.ledger.generation, self.ledger.courses_version)
+        with self._lock:
+            if self._sections is None or self._sections[0] != key:
+                mapping = current_map(
+                    self.sections_path, key[0], lambda: self.ledger.get_chunks(self.ledger.all_chunk_ids()).values()
+                )
+                skills = skills_by_course(self.ledger.courses())
+                ids = sorted(mapping.texts(skills))
+                vectors = self.section_store.vectors(ids) if ids and self.section_store.exists() else {}
+                self._sections = (key, SectionIndex(mapping, skills, vectors))
+            return self._sections[1]
 
     @property
     def lexical_path(self) -> Path:

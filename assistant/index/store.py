@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Chroma caps one request's batch; staying well below it keeps server-mode requests small.
 _WRITE_BATCH = 2000
+# Collections of extra representations are named "<chunk collection>-<suffix>"; they are not other settings.
+EXTRA_COLLECTION_SUFFIXES = ("-sections",)
 
 
 class VectorStore:
@@ -100,7 +102,11 @@ class VectorStore:
     def other_collections(self) -> list[str]:
         """CoursePilot collections built with other settings (to tell the user to re-ingest)."""
         names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
-        return [n for n in names if n.startswith("cp-") and n != self.collection_name]
+        return [
+            n
+            for n in names
+            if n.startswith("cp-") and n != self.collection_name and not n.endswith(EXTRA_COLLECTION_SUFFIXES)
+        ]
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Write chunk vectors with the metadata that filters use.
@@ -114,6 +120,14 @@ class VectorStore:
                 ids=[c.id for c in batch],
                 embeddings=np.ascontiguousarray(vectors[start : start + _WRITE_BATCH], dtype=np.float32),
                 metadatas=[_metadata(c) for c in batch],
+            )
+
+    def upsert_vectors(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Write bare vectors by id (extra representations such as section headings carry no filter metadata)."""
+        for start in range(0, len(ids), _WRITE_BATCH):
+            self.collection.upsert(
+                ids=list(ids[start : start + _WRITE_BATCH]),
+                embeddings=np.ascontiguousarray(vectors[start : start + _WRITE_BATCH], dtype=np.float32),
             )
 
     def delete(self, ids: Sequence[str]) -> None:

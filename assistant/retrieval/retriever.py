@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from assistant.core.settings import RetrievalSettings
 from assistant.core.text import chat_filler_terms, index_text, tokenize
@@ -64,6 +64,21 @@ class RetrievalResult(BaseModel):
     max_dense: float
     coverage: float
     timings_ms: dict[str, float]
+    answer_probability: float | None = Field(
+        default=None, description="The calibrated refusal model's probability that the library answers this."
+    )
+    supported: bool | None = Field(default=None, description="The calibrated refusal decision, when it ran.")
+
+
+@dataclass
+class CandidateLists:
+    """What one question's retrieval gathered before evidence is built: vector, candidate lists, fused order."""
+
+    vector: np.ndarray
+    dense: Ranked
+    lexical: Ranked
+    fused: list[tuple[str, float]]
+    course_ids: list[str] | None = None
 
 
 class Retriever:
@@ -85,6 +100,42 @@ class Retriever:
         k = k or self.settings.k
         cfg = self.settings
         timings: dict[str, float] = {}
+        lists = self.candidates(query, course_ids, levels, timings)
+        t3 = time.perf_counter()
+        fused = lists.fused
+        answer_probability: float | None = None
+        supported: bool | None = None
+        if cfg.ranker == "learned":
+            from assistant.retrieval.rerank import rerank
+
+            reranked = rerank(query, lists, self.index, cfg.rerank_pool)
+            fused = reranked.fused
+            if cfg.refusal == "learned":
+                answer_probability, supported = reranked.answer_probability, reranked.supported
+            timings["rerank"] = (time.perf_counter() - t3) * 1000
+        evidence = self._evidence(fused, lists, k)
+        timings["fuse"] = (time.perf_counter() - t3) * 1000
+        max_dense = max(lists.dense.scores, default=0.0)
+        coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
+        return RetrievalResult(
+            evidence=evidence,
+            max_dense=max_dense,
+            coverage=coverage,
+            timings_ms=timings,
+            answer_probability=answer_probability,
+            supported=supported,
+        )
+
+    def candidates(
+        self,
+        query: str,
+        course_ids: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> CandidateLists:
+        """The query vector, the dense and BM25 candidate lists (ledger-checked, filtered) and their fusion."""
+        cfg = self.settings
+        timings = {} if timings is None else timings
         t0 = time.perf_counter()
         vector = self.embedder.embed_query(query)
         timings["embed"] = (time.perf_counter() - t0) * 1000
@@ -111,10 +162,21 @@ class Retriever:
             fused = fuse_rrf([dense, lexical], cfg.rrf_k)
         else:
             fused = fuse_weighted(dense, lexical, cfg.dense_weight)
-        dense_score = dict(dense_hits)
-        lexical_score = dict(lexical_hits)
-        dense_rank = {cid: i for i, cid in enumerate(dense.ids, start=1)}
-        lexical_rank = {cid: i for i, cid in enumerate(lexical.ids, start=1)}
+        timings["fusion"] = (time.perf_counter() - t3) * 1000
+        return CandidateLists(
+            vector=vector,
+            dense=dense,
+            lexical=lexical,
+            fused=fused,
+            course_ids=list(course_ids) if course_ids else None,
+        )
+
+    def _evidence(self, fused: list[tuple[str, float]], lists: CandidateLists, k: int) -> list[Evidence]:
+        cfg = self.settings
+        dense_score = dict(zip(lists.dense.ids, lists.dense.scores, strict=True))
+        lexical_score = dict(zip(lists.lexical.ids, lists.lexical.scores, strict=True))
+        dense_rank = {cid: i for i, cid in enumerate(lists.dense.ids, start=1)}
+        lexical_rank = {cid: i for i, cid in enumerate(lists.lexical.ids, start=1)}
 
         evidence: list[Evidence] = []
         kept_tokens: list[set[str]] = []
@@ -149,10 +211,7 @@ class Retriever:
                     break
             if len(evidence) >= k:
                 break
-        timings["fuse"] = (time.perf_counter() - t3) * 1000
-        max_dense = max((s for _, s in dense_hits), default=0.0)
-        coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
-        return RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings)
+        return evidence
 
 
 def _allowed(facets: tuple[str, str], course_ids: Sequence[str] | None, levels: Sequence[str] | None) -> bool:

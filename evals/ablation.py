@@ -1,0 +1,192 @@
+"""`coursepilot eval ablation`: each retrieval component's contribution, on every visible set, in one run.
+
+One index per set (SciFact test, openstax-intro-business test, the golden set's sample library), one pass of
+candidate generation per question, and every row scored from those same candidate lists:
+
+* baselines: dense only, BM25 only, plain reciprocal rank fusion, the z-score fusion (the previous default);
+* the shipped learned ranker, and the ranker with one group of features held at its training mean
+  (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it).
+
+Refusal figures use the shipped calibrated decision: false refusals on answerable questions, the share
+refused with the gold course left out (openstax), and refusal precision and recall on the golden set.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from assistant.core.settings import Settings
+from assistant.core.types import ChatTurn, Chunk
+from assistant.retrieval.ranker import LinearModel, shipped_ranker, shipped_refusal
+from assistant.retrieval.refusal import REFUSAL_FEATURES
+from assistant.retrieval.retriever import Retriever
+from evals.dataset import ExpectedLocation
+from evals.metrics import matches_any
+from evals.ranking import BASELINES, QueryCase, beir_cases, hit_rate, library_cases, mean_ndcg, ranked_ids, refusal_rows
+
+Progress = Callable[[int, int], None]
+
+GROUPS: dict[str, frozenset[str]] = {
+    "heading trail": frozenset({"heading_dense", "heading_gap", "heading_lexical_rel", "heading_coverage"}),
+    "query-term coverage": frozenset({"coverage"}),
+    "position in section": frozenset({"first_in_section"}),
+    "chunk length": frozenset({"log_length"}),
+    "section siblings": frozenset({"parent_share", "parent_best_dense_z"}),
+}
+ROW_LABELS = {
+    "dense": "dense only",
+    "bm25": "BM25 only",
+    "rrf": "plain RRF (dense + BM25)",
+    "fusion": "z-score fusion (previous default)",
+    "ranker": "learned ranker (shipped default)",
+}
+
+
+class AblationRow(BaseModel):
+    name: str
+    scifact_ndcg_at_10: float | None = None
+    openstax_hit_at_1: float | None = None
+    openstax_hit_at_5: float | None = None
+    golden_hit_at_1: float | None = None
+    golden_hit_at_5: float | None = None
+
+
+class RefusalFigures(BaseModel):
+    openstax_false_refusal_rate: float | None = None
+    openstax_excluded_refused: float | None = None
+    golden_refusal_precision: float | None = None
+    golden_refusal_recall: float | None = None
+    golden_false_refusal_rate: float | None = None
+
+
+class AblationResult(BaseModel):
+    rows: list[AblationRow]
+    refusal: RefusalFigures
+    queries: dict[str, int] = Field(default_factory=dict)
+    seconds: float
+
+
+def _variants() -> list[tuple[str, str, frozenset[str]]]:
+    out: list[tuple[str, str, frozenset[str]]] = [(ROW_LABELS[b], b, frozenset()) for b in BASELINES]
+    out.append((ROW_LABELS["ranker"], "ranker", frozenset()))
+    out.extend((f"  ranker without {group}", "ranker", drop) for group, drop in GROUPS.items())
+    return out
+
+
+def _p_answer(cases: list[QueryCase], ranker: LinearModel, refusal: LinearModel) -> np.ndarray:
+    rows = refusal_rows(cases, ranker)
+    return refusal.probability(rows, REFUSAL_FEATURES) if len(cases) else np.zeros(0)
+
+
+def _golden_grade(expected: Sequence[ExpectedLocation], chunk: Chunk) -> int:
+    return int(matches_any(chunk.location, expected))
+
+
+def golden_cases(
+    dataset: Path, library: Path, settings: Settings, work_dir: Path, pool: int, progress: Progress | None
+) -> tuple[list[QueryCase], list[QueryCase]]:
+    """Answer cases of the golden set as QueryCases (follow-ups via the rule rewrite), answerable and not."""
+    from assistant.pilot import rule_rewrite
+    from evals.dataset import AnswerCase, load_dataset
+    from evals.openstax import library_settings, open_library_index
+    from evals.ranking import _case
+
+    lib_settings = library_settings(settings, work_dir / "golden-library")
+    index = open_library_index(library, lib_settings)
+    retriever = Retriever(index, lib_settings.retrieval)
+    cases = [c for c in load_dataset(dataset).cases if isinstance(c, AnswerCase)]
+    answerable: list[QueryCase] = []
+    unanswerable: list[QueryCase] = []
+    for done, case in enumerate(cases, start=1):
+        history = [ChatTurn(role=t.role, content=t.content) for t in case.history]
+        query = rule_rewrite(case.question, history) if history else case.question
+        lists = retriever.candidates(query)
+        item = _case("golden", case.id, query, lists, index, pool, functools.partial(_golden_grade, case.expected))
+        (answerable if case.answerable else unanswerable).append(item)
+        if progress:
+            progress(done, len(cases))
+    return answerable, unanswerable
+
+
+def run_ablation(
+    settings: Settings,
+    openstax_dir: Path | None,
+    scifact_dir: Path | None,
+    golden: Path | None,
+    golden_library: Path | None,
+    work_dir: Path,
+    split: str = "test",
+    progress: Progress | None = None,
+) -> AblationResult:
+    from evals.beir import benchmark_settings, load_dataset, open_beir_index
+    from evals.openstax import library_settings, load_questions, open_library_index
+
+    started = time.perf_counter()
+    pool = settings.retrieval.rerank_pool
+    ranker, refusal = shipped_ranker(), shipped_refusal()
+    sets: dict[str, list[QueryCase]] = {}
+    figures = RefusalFigures()
+    if scifact_dir is not None:
+        data = load_dataset(scifact_dir, split)
+        bench = benchmark_settings(settings, work_dir / "scifact")
+        index, _ = open_beir_index(data, bench, progress)
+        sets["scifact"] = beir_cases(index, Retriever(index, bench.retrieval), data, pool, progress)
+    if openstax_dir is not None:
+        lib_settings = library_settings(settings, work_dir / openstax_dir.name)
+        index = open_library_index(openstax_dir / "library", lib_settings)
+        retriever = Retriever(index, lib_settings.retrieval)
+        questions = load_questions(openstax_dir / "questions.jsonl", split)
+        sets["openstax"] = library_cases("openstax", index, retriever, questions, pool, progress=progress)
+        excluded = library_cases("openstax", index, retriever, questions, pool, True, progress)
+        t = refusal.threshold
+        figures.openstax_false_refusal_rate = round(float(np.mean(_p_answer(sets["openstax"], ranker, refusal) < t)), 4)
+        figures.openstax_excluded_refused = round(float(np.mean(_p_answer(excluded, ranker, refusal) < t)), 4)
+    if golden is not None and golden_library is not None:
+        answerable, unanswerable = golden_cases(golden, golden_library, settings, work_dir, pool, progress)
+        sets["golden"] = answerable
+        refused_ans = _p_answer(answerable, ranker, refusal) < refusal.threshold
+        refused_un = _p_answer(unanswerable, ranker, refusal) < refusal.threshold
+        tp, fp = int(refused_un.sum()), int(refused_ans.sum())
+        figures.golden_refusal_precision = round(tp / (tp + fp), 4) if tp + fp else None
+        figures.golden_refusal_recall = round(tp / len(unanswerable), 4) if unanswerable else None
+        figures.golden_false_refusal_rate = round(fp / len(answerable), 4) if answerable else None
+
+    rows: list[AblationRow] = []
+    for label, variant, drop in _variants():
+        row = AblationRow(name=label)
+        for name, cases in sets.items():
+            rankings = {c.qid: ranked_ids(c, variant, ranker, drop) for c in cases}
+            if name == "scifact":
+                row.scifact_ndcg_at_10 = round(mean_ndcg(cases, rankings), 4)
+            else:
+                setattr(row, f"{name}_hit_at_1", round(hit_rate(cases, rankings, 1), 4))
+                setattr(row, f"{name}_hit_at_5", round(hit_rate(cases, rankings, 5), 4))
+        rows.append(row)
+    return AblationResult(
+        rows=rows,
+        refusal=figures,
+        queries={name: len(cases) for name, cases in sets.items()},
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def markdown_table(result: AblationResult) -> str:
+    """The README table."""
+    head = "| ranking | SciFact nDCG@10 | openstax hit@1 | openstax hit@5 | golden hit@1 | golden hit@5 |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- |"]
+    for row in result.rows:
+        cells = [
+            row.scifact_ndcg_at_10,
+            row.openstax_hit_at_1,
+            row.openstax_hit_at_5,
+            row.golden_hit_at_1,
+            row.golden_hit_at_5,
+        ]
+        lines.append(f"| {row.name.strip()} | " + " | ".join("—" if v is None else f"{v:.3f}" for v in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Refit the shipped ranking and refusal models (`coursepilot eval fit-ranker`) on public train splits only.
+
+* Ranker: a linear score over FEATURES for each candidate in the head of the fused list, fitted listwise (the
+  softmax over one question's candidates should put its mass on the gold ones; `fit_listwise`) on
+  openstax-intro-business train and SciFact train, each dataset weighted equally (SciFact has 4x the questions
+  and would otherwise decide alone). 3-fold cross-validation on train chose it over a pointwise scikit-learn
+  logistic regression (`fit_ranker`, same hit@1, lower hit@5) and chose its L2 penalty.
+* Refusal: a logistic regression over REFUSAL_FEATURES, calibrated with the exclusion trick on the
+  openstax-intro-business train split: each question once with its gold course indexed (answer) and once with
+  retrieval limited to the other courses (refuse). The threshold is the one that refuses the most excluded
+  questions while refusing at most `max_false_refusal` of the answerable ones, on train.
+
+Both are written as small JSON files (coefficients, standardisation, threshold) that `assistant.retrieval`
+applies with numpy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from assistant.core.settings import Settings
+from assistant.retrieval.features import FEATURES
+from assistant.retrieval.ranker import RANKER_FILE, REFUSAL_FILE, LinearModel, model_path
+from assistant.retrieval.refusal import REFUSAL_FEATURES
+from assistant.retrieval.retriever import Retriever
+from evals.ranking import QueryCase, beir_cases, library_cases, refusal_rows
+
+Progress = Callable[[int, int], None]
+# The refusal threshold refuses at most this share of answerable train questions (the issue's false-refusal cap).
+MAX_FALSE_REFUSAL = 0.02
+# L2 penalty of the listwise ranker, chosen by 3-fold cross-validation on the train questions (folds by book section).
+LISTWISE_L2 = 0.03
+# Inverse L2 strength of the refusal model: strong, so that no one library-scaled signal (the raw cosine) decides
+# alone; with C=1 the sample library's "What are the steps of the GROW model?" fell under the threshold.
+REFUSAL_C = 0.1
+
+
+class FitReport(BaseModel):
+    ranker_path: str
+    refusal_path: str
+    ranker_rows: dict[str, int]
+    refusal_instances: int
+    refusal_threshold: float
+    train_false_refusal_rate: float
+    train_excluded_refused: float
+    seconds: float
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    return mean, np.where(scale > 1e-9, scale, 1.0)
+
+
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], weights: np.ndarray | None = None, c: float = 1.0
+) -> LinearModel:
+    """Standardised L2 logistic regression (scikit-learn), returned as a LinearModel."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = _standardise(x)
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit((x - mean) / scale, y.astype(int), sample_weight=weights)
+    return LinearModel(
+        features=list(names),
+        mean=[round(float(v), 6) for v in mean],
+        scale=[round(float(v), 6) for v in scale],
+        weights=[round(float(v), 6) for v in model.coef_[0]],
+        bias=round(float(model.intercept_[0]), 6),
+    )
+
+
+def fit_ranker(cases: Sequence[QueryCase], c: float = 1.0) -> LinearModel:
+    """Pointwise logistic ranker; every dataset's rows weigh as much in total as any other's."""
+    rows = [case for case in cases if case.pool]
+    x = np.vstack([case.features for case in rows])
+    y = np.concatenate([case.labels for case in rows])
+    datasets = [case.dataset for case in rows for _ in case.pool]
+    counts = {d: datasets.count(d) for d in set(datasets)}
+    weights = np.asarray([len(datasets) / (len(counts) * counts[d]) for d in datasets])
+    model = fit_linear(x, y, FEATURES, weights, c)
+    model.trained_on = sorted(counts)
+    model.notes = {"rows": counts, "positives": int(y.sum())}
+    return model
+
+
+def fit_listwise(cases: Sequence[QueryCase], l2: float = 0.01) -> LinearModel:
+    """Linear scores trained so that, per question, the softmax over its candidates puts its mass on the gold.
+
+    The loss is -log(sum of softmax over the gold candidates), averaged over questions with each dataset
+    weighing the same, plus `l2` * |w|^2 on standardised features; minimised with L-BFGS (scipy). It optimises
+    what hit@1 measures (the gold first among one question's candidates), which a pointwise classifier does not.
+    """
+    from scipy.optimize import minimize
+
+    rows = [case for case in cases if case.pool]
+    x = np.vstack([case.features for case in rows])
+    mean, scale = _standardise(x)
+    groups = [((case.features - mean) / scale, case.labels) for case in rows if case.labels.any()]
+    datasets = [case.dataset for case in rows if case.labels.any()]
+    counts = {d: datasets.count(d) for d in set(datasets)}
+    weights = np.asarray([1.0 / counts[d] for d in datasets])
+    weights /= weights.sum()
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for (z, gold), weight in zip(groups, weights, strict=True):
+            s = z @ w
+            e = np.exp(s - s.max())
+            p_all = e / e.sum()
+            p_gold = np.where(gold, e, 0.0) / e[gold].sum()
+            total -= weight * float(np.log(e[gold].sum() / e.sum()))
+            grad -= weight * (z.T @ (p_gold - p_all))
+        return total + l2 * float(w @ w), grad + 2 * l2 * w
+
+    result = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B")
+    return LinearModel(
+        features=list(FEATURES),
+        mean=[round(float(v), 6) for v in mean],
+        scale=[round(float(v), 6) for v in scale],
+        weights=[round(float(v), 6) for v in result.x],
+        bias=0.0,
+        trained_on=sorted(counts),
+        notes={"objective": "listwise softmax", "l2": l2, "questions": counts},
+    )
+
+
+def choose_threshold(p_answerable: np.ndarray, p_excluded: np.ndarray, max_false_refusal: float) -> float:
+    """Highest threshold on p(answer) that refuses at most `max_false_refusal` of the answerable instances."""
+    if p_answerable.size == 0:
+        return 0.5
+    allowed = int(np.floor(max_false_refusal * p_answerable.size))
+    ordered = np.sort(p_answerable)
+    # Refuse when p < threshold: `allowed` answerable instances may fall below it.
+    threshold = float(ordered[allowed]) if allowed < ordered.size else float(ordered[-1]) + 1e-6
+    del p_excluded
+    return threshold
+
+
+def fit_refusal(answerable: np.ndarray, excluded: np.ndarray, max_false_refusal: float, c: float = 1.0) -> LinearModel:
+    x = np.vstack([answerable, excluded])
+    y = np.concatenate([np.ones(len(answerable)), np.zeros(len(excluded))])
+    model = fit_linear(x, y, REFUSAL_FEATURES, None, c)
+    p_ans = model.probability(answerable, REFUSAL_FEATURES)
+    p_exc = model.probability(excluded, REFUSAL_FEATURES)
+    model.threshold = round(choose_threshold(p_ans, p_exc, max_false_refusal), 6)
+    model.trained_on = ["openstax-intro-business train (exclusion trick)"]
+    model.notes = {
+        "max_false_refusal": max_false_refusal,
+        "train_false_refusal_rate": round(float(np.mean(p_ans < model.threshold)), 4),
+        "train_excluded_refused": round(float(np.mean(p_exc < model.threshold)), 4),
+    }
+    return model
+
+
+def run_fit(
+    openstax_dir: Path,
+    scifact_dir: Path | None,
+    settings: Settings,
+    work_dir: Path,
+    out_dir: Path | None = None,
+    limit: int | None = None,
+    max_false_refusal: float = MAX_FALSE_REFUSAL,
+    l2: float = LISTWISE_L2,
+    progress: Progress | None = None,
+) -> FitReport:
+    """Collect train cases, fit both models, write them (default: the package's shipped files)."""
+    from evals.beir import benchmark_settings, load_dataset, open_beir_index
+    from evals.openstax import library_settings, load_questions, open_library_index
+
+    started = time.perf_counter()
+    pool = settings.retrieval.rerank_pool
+    lib_settings = library_settings(settings, work_dir / openstax_dir.name)
+    index = open_library_index(openstax_dir / "library", lib_settings)
+    retriever = Retriever(index, lib_settings.retrieval)
+    questions = load_questions(openstax_dir / "questions.jsonl", "train")[:limit]
+    present = library_cases("openstax", index, retriever, questions, pool, progress=progress)
+    excluded = library_cases("openstax", index, retriever, questions, pool, exclude_gold_course=True, progress=progress)
+    cases = list(present)
+    if scifact_dir is not None:
+        data = load_dataset(scifact_dir, "train")
+        if limit is not None:
+            data = data.model_copy(update={"queries": data.queries[:limit]})
+        bench = benchmark_settings(settings, work_dir / "scifact")
+        beir_index, _ = open_beir_index(data, bench, progress)
+        cases.extend(beir_cases(beir_index, Retriever(beir_index, bench.retrieval), data, pool, progress))
+    ranker = fit_listwise(cases, l2)
+    refusal = fit_refusal(refusal_rows(present, ranker), refusal_rows(excluded, ranker), max_false_refusal, REFUSAL_C)
+    rows = {d: sum(len(c.pool) for c in cases if c.dataset == d) for d in ranker.trained_on}
+    ranker.notes["rows"] = rows
+    ranker_file = (out_dir / RANKER_FILE) if out_dir else model_path(RANKER_FILE)
+    refusal_file = (out_dir / REFUSAL_FILE) if out_dir else model_path(REFUSAL_FILE)
+    ranker_file.parent.mkdir(parents=True, exist_ok=True)
+    ranker_file.write_text(ranker.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    refusal_file.write_text(refusal.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    notes = refusal.notes
+    return FitReport(
+        ranker_path=str(ranker_file),
+        refusal_path=str(refusal_file),
+        ranker_rows=rows,
+        refusal_instances=2 * len(present),
+        refusal_threshold=refusal.threshold,
+        train_false_refusal_rate=float(notes["train_false_refusal_rate"]),  # type: ignore[arg-type]
+        train_excluded_refused=float(notes["train_excluded_refused"]),  # type: ignore[arg-type]
+        seconds=round(time.perf_counter() - started, 3),
+    )

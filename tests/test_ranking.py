@@ -1,0 +1,166 @@
+"""Section-aware retrieval, the learned ranking step and the calibrated refusal, on real indexes in temp dirs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_LIBRARY, make_settings
+from typer.testing import CliRunner
+
+from assistant.core.settings import Settings
+from assistant.retrieval.features import FEATURES
+from assistant.retrieval.ranker import LinearModel, load_model, shipped_ranker, shipped_refusal
+from assistant.retrieval.refusal import REFUSAL_FEATURES
+
+
+def test_shipped_models_load_and_name_the_features_the_code_computes() -> None:
+    ranker, refusal = shipped_ranker(), shipped_refusal()
+    assert ranker.features == list(FEATURES)
+    assert refusal.features == list(REFUSAL_FEATURES)
+    assert 0.0 < refusal.threshold < 1.0
+    assert "openstax" in ranker.trained_on and "scifact" in ranker.trained_on
+
+
+def test_heading_signal_answers_grow_and_refuses_the_expense_report(pilot) -> None:  # type: ignore[no-untyped-def]
+    grow = pilot.ask("What is the GROW model?")
+    assert not grow.refused
+    top = grow.evidence[0].chunk.location
+    assert top.course_id == "coaching-and-mentoring" and top.module == "02-the-grow-model.pptx"
+    expense = pilot.ask("How do I file my expense report?")
+    assert expense.refused
+
+
+def test_heading_signal_is_what_answers_grow(sample_settings: Settings) -> None:
+    """Without the heading features (held at their mean), the same decision refuses GROW: they carry it."""
+    from assistant.index.library import LibraryIndex
+    from assistant.retrieval.refusal import refusal_signals
+    from assistant.retrieval.rerank import features_for
+    from assistant.retrieval.retriever import Retriever
+
+    index = LibraryIndex(sample_settings)
+    retriever = Retriever(index)
+    lists = retriever.candidates("What is the GROW model?")
+    cands = features_for("What is the GROW model?", lists, index, sample_settings.retrieval.rerank_pool)
+    ranker, refusal = shipped_ranker(), shipped_refusal()
+    logits = ranker.logits(cands.features, FEATURES)
+    with_heading = refusal_signals(cands, logits, max(lists.dense.scores))
+    assert refusal.probability(with_heading, REFUSAL_FEATURES)[0] >= refusal.threshold
+    blind = with_heading.copy()
+    for name in ("best_heading_dense", "top_heading_coverage", "top_heading_dense"):
+        blind[0, REFUSAL_FEATURES.index(name)] = 0.0
+    assert refusal.probability(blind, REFUSAL_FEATURES)[0] < refusal.probability(with_heading, REFUSAL_FEATURES)[0]
+
+
+def _small_library(tmp: Path) -> Path:
+    library = tmp / "library"
+    for course in ("coaching-and-mentoring", "giving-feedback"):
+        shutil.copytree(SAMPLE_LIBRARY / course, library / course)
+    return library
+
+
+def test_reingest_embeds_only_changed_heading_representations(tmp_path: Path) -> None:
+    from ingest.pipeline import IngestPipeline
+
+    library = _small_library(tmp_path)
+    settings = make_settings(tmp_path)
+    first = IngestPipeline(settings).run(library)
+    assert first.ok and first.sections_embedded > 5 and first.sections_reused == 0
+
+    again = IngestPipeline(settings).run(library)
+    assert again.sections_embedded == 0 and again.sections_reused == first.sections_embedded
+
+    # One new heading in one Markdown file: that heading is the only new heading vector.
+    md = library / "coaching-and-mentoring" / "01-coaching-versus-mentoring.md"
+    md.write_text(md.read_text(encoding="utf-8") + "\n\n## A brand new closing section\n\nSome closing words.\n")
+    edited = IngestPipeline(settings).run(library)
+    assert edited.sections_embedded == 1
+
+    # New skills for one course change that course's heading texts only.
+    manifest = library / "giving-feedback" / "course.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("skills:", "skills:\n- radical candour", 1))
+    reskilled = IngestPipeline(settings).run(library)
+    from assistant.index.library import LibraryIndex
+
+    sections = LibraryIndex(settings).sections()
+    feedback = sum(1 for c in sections.course_of if c == "giving-feedback")
+    assert reskilled.sections_embedded == feedback
+    assert all(sections.has_vector)
+    assert any("radical candour" in t for t in sections.texts)
+
+
+def test_lost_section_snapshot_is_rebuilt_from_the_ledger(tmp_path: Path) -> None:
+    from assistant.index.library import LibraryIndex
+    from ingest.pipeline import IngestPipeline
+
+    library = _small_library(tmp_path)
+    settings = make_settings(tmp_path)
+    IngestPipeline(settings).run(library)
+    index = LibraryIndex(settings)
+    before = index.sections()
+    index.sections_path.unlink()
+    rebuilt = LibraryIndex(settings).sections()
+    assert rebuilt.ids == before.ids and rebuilt.chunk_row == before.chunk_row
+    assert rebuilt.has_vector.all()
+
+
+def test_fit_ranker_command_runs_on_a_tiny_benchmark(tmp_path: Path) -> None:
+    from assistant.apps.cli import app
+
+    bench = tmp_path / "bench"
+    _small_library(bench)
+    questions = [
+        ("What does the GROW model stand for?", "coaching-and-mentoring", "02-the-grow-model.pptx", [1, 9]),
+        (
+            "How is coaching different from mentoring?",
+            "coaching-and-mentoring",
+            "01-coaching-versus-mentoring.md",
+            None,
+        ),
+        ("What does SBI stand for in feedback?", "giving-feedback", "02-the-sbi-model.pdf", None),
+        ("Why do people avoid giving feedback?", "giving-feedback", "01-why-feedback-matters.md", None),
+    ]
+    with open(bench / "questions.jsonl", "w", encoding="utf-8") as fh:
+        for i, (q, course, file, slides) in enumerate(questions):
+            row = {"id": f"q{i}", "q": q, "course": course, "file": file, "section": "", "split": "train"}
+            if slides:
+                row["slides"] = slides
+            fh.write(json.dumps(row) + "\n")
+    settings = make_settings(tmp_path)
+    env = {"COURSEPILOT_INDEX_DIR": str(settings.index.dir), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "models"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "fit-ranker",
+            "--openstax",
+            str(bench),
+            "--no-scifact",
+            "--work-dir",
+            str(tmp_path / "w"),
+            "--out",
+            str(out),
+            "--json",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ranker_rows"]["openstax"] > 0 and report["refusal_instances"] == 8
+    ranker = LinearModel.model_validate_json((out / "ranker.json").read_text())
+    assert ranker.features == list(FEATURES) and len(ranker.weights) == len(FEATURES)
+    refusal = load_model(out / "refusal.json")
+    assert refusal.features == list(REFUSAL_FEATURES)
+
+
+def test_a_damaged_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    from assistant.core.errors import ConfigError
+
+    bad = tmp_path / "ranker.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError) as caught:
+        load_model(bad)
+    assert "fit-ranker" in (caught.value.fix or "")
