@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from assistant.core.text import chat_filler_terms, index_text, tokenize
 from assistant.core.types import Chunk, Evidence
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import get_embedder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +84,39 @@ class Retriever:
         course_ids: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
     ) -> RetrievalResult:
-        """Top-k evidence for a query, filtered by course and level, near-duplicates removed."""
+        """Top-k evidence for a query, filtered by course and level, near-duplicates removed.
+
+        Evidence that only BM25 found is checked against the vector store: a chunk the ledger serves but dense
+        search cannot reach means this worker's vector reader missed an ingest. That is logged, the reader is
+        reopened and the question retrieved again, once.
+        """
+        result, vector = self._retrieve(query, k, course_ids, levels)
+        blind = self._unseen_by_dense(result, vector)
+        if blind:
+            log.warning(
+                "dense search cannot see %d chunk(s) the ledger serves (%s, ledger generation %d): "
+                "reopening the vector store",
+                len(blind),
+                ", ".join(sorted(blind)[:3]),
+                self.index.lexical_generation,
+            )
+            self.index.store.reopen()
+            result, _ = self._retrieve(query, k, course_ids, levels)
+        return result
+
+    def _unseen_by_dense(self, result: RetrievalResult, vector: np.ndarray) -> set[str]:
+        lexical_only = [e.chunk.id for e in result.evidence if e.dense_score is None]
+        if not lexical_only:
+            return set()
+        return set(lexical_only) - self.index.store.visible(vector, lexical_only)
+
+    def _retrieve(
+        self,
+        query: str,
+        k: int | None,
+        course_ids: Sequence[str] | None,
+        levels: Sequence[str] | None,
+    ) -> tuple[RetrievalResult, np.ndarray]:
         k = k or self.settings.k
         cfg = self.settings
         timings: dict[str, float] = {}
@@ -152,7 +187,7 @@ class Retriever:
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         max_dense = max((s for _, s in dense_hits), default=0.0)
         coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
-        return RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings)
+        return RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings), vector
 
 
 def _allowed(facets: tuple[str, str], course_ids: Sequence[str] | None, levels: Sequence[str] | None) -> bool:
