@@ -85,6 +85,12 @@ def emit_json(value: Any) -> None:
 def ingest(
     path: Annotated[Path | None, typer.Argument(help="Library folder (default: COURSEPILOT_LIBRARY_DIR).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything, ignoring the ledger.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="If another ingest job holds this collection's lease, wait for it (default: exit 2)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index course folders; only what changed since the last run is re-embedded."""
@@ -108,8 +114,18 @@ def ingest(
             def on_file(result: FileResult) -> None:
                 progress.update(task, advance=1, description=f"Ingesting {Path(result.path).name}")
 
+            def on_wait(holder: str) -> None:
+                progress.update(task, description="Waiting for the other ingest job")
+                if not as_json:
+                    err.print(f"Another ingest job holds this collection ({escape(holder)}); waiting for it.")
+
             report = pipeline.run(
-                library, full=full, on_start=lambda n: progress.update(task, total=n), on_file=on_file
+                library,
+                full=full,
+                on_start=lambda n: progress.update(task, total=n),
+                on_file=on_file,
+                wait=wait,
+                on_wait=on_wait,
             )
     except CoursePilotError as exc:
         fail(exc, as_json)

@@ -18,6 +18,9 @@ from assistant.models.embeddings import get_embedder
 
 log = logging.getLogger(__name__)
 
+# How many of the best BM25 hits are checked against the vector store when dense search did not return them.
+_BLIND_CHECK = 3
+
 
 @dataclass
 class Ranked:
@@ -86,12 +89,12 @@ class Retriever:
     ) -> RetrievalResult:
         """Top-k evidence for a query, filtered by course and level, near-duplicates removed.
 
-        Evidence that only BM25 found is checked against the vector store: a chunk the ledger serves but dense
-        search cannot reach means this worker's vector reader missed an ingest. That is logged, the reader is
-        reopened and the question retrieved again, once.
+        The best BM25 hits that dense search did not return are checked against the vector store: a chunk the
+        ledger serves but dense search cannot reach means this worker's vector reader missed an ingest. That is
+        logged, the reader is reopened and the question retrieved again, once.
         """
-        result, vector = self._retrieve(query, k, course_ids, levels)
-        blind = self._unseen_by_dense(result, vector)
+        result, vector, lexical_only = self._retrieve(query, k, course_ids, levels)
+        blind = set(lexical_only) - self.index.store.visible(vector, lexical_only) if lexical_only else set()
         if blind:
             log.warning(
                 "dense search cannot see %d chunk(s) the ledger serves (%s, ledger generation %d): "
@@ -101,14 +104,8 @@ class Retriever:
                 self.index.lexical_generation,
             )
             self.index.store.reopen()
-            result, _ = self._retrieve(query, k, course_ids, levels)
+            result = self._retrieve(query, k, course_ids, levels)[0]
         return result
-
-    def _unseen_by_dense(self, result: RetrievalResult, vector: np.ndarray) -> set[str]:
-        lexical_only = [e.chunk.id for e in result.evidence if e.dense_score is None]
-        if not lexical_only:
-            return set()
-        return set(lexical_only) - self.index.store.visible(vector, lexical_only)
 
     def _retrieve(
         self,
@@ -116,7 +113,7 @@ class Retriever:
         k: int | None,
         course_ids: Sequence[str] | None,
         levels: Sequence[str] | None,
-    ) -> tuple[RetrievalResult, np.ndarray]:
+    ) -> tuple[RetrievalResult, np.ndarray, list[str]]:
         k = k or self.settings.k
         cfg = self.settings
         timings: dict[str, float] = {}
@@ -187,7 +184,10 @@ class Retriever:
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         max_dense = max((s for _, s in dense_hits), default=0.0)
         coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
-        return RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings), vector
+        result = RetrievalResult(evidence=evidence, max_dense=max_dense, coverage=coverage, timings_ms=timings)
+        # Top BM25 hits beyond the dense candidates: normal now and then, but also what a stale vector reader shows.
+        lexical_only = [cid for cid in lexical.ids[:_BLIND_CHECK] if cid not in dense_score]
+        return result, vector, lexical_only
 
 
 def _allowed(facets: tuple[str, str], course_ids: Sequence[str] | None, levels: Sequence[str] | None) -> bool:
