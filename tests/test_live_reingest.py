@@ -22,8 +22,7 @@ import httpx
 import pytest
 from chat_client import Session, login, run_session
 from conftest import ARTIFACTS, SAMPLE_LIBRARY, free_port, make_settings
-
-from assistant.core.processes import stop_process
+from hosts import stop_group
 
 pytestmark = [pytest.mark.slow]
 
@@ -73,6 +72,7 @@ def _running_ui(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]
             cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # `coursepilot ui` runs Chainlit as its child: stop both together
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -89,7 +89,7 @@ def _running_ui(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]
             time.sleep(0.5)
         yield base
     finally:
-        stop_process(proc, timeout=20)
+        stop_group(proc)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "live-reingest-ui.log").write_text(log_path.read_text(errors="replace"))
 
