@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import select
 import statistics
 import subprocess
 import sys
@@ -250,11 +251,16 @@ def time_refresh(settings: Settings, mode: str, chunks: int, samples: int = 5) -
             record, doc_chunks = _document(vocab, rng, 10_000_000 + sample, size=1)
             marker = f"zqx{uuid.uuid4().hex[:8]}"
             chunk = doc_chunks[0].model_copy(update={"text": f"{marker} {doc_chunks[0].text}"})
-            worker.stdin.write(json.dumps([chunk.id, f"What is {marker}?"]) + "\n")
+            # With the chunk's own words too: a lone BM25 hit has no spread to z-score in the fusion.
+            words = " ".join(doc_chunks[0].text.split()[:6])
+            worker.stdin.write(json.dumps([chunk.id, f"What is {marker} {words}?"]) + "\n")
             worker.stdin.flush()
             time.sleep(0.5)  # the worker is polling
             write_document(index, record, [chunk], _vectors(nprng, 1))
             committed = time.time()
+            ready, _, _ = select.select([worker.stdout], [], [], 300)
+            if not ready:
+                raise TimeoutError(f"the worker did not serve chunk {chunk.id} within 300 s")
             served = json.loads(worker.stdout.readline())
             delays.append(round(served - committed, 3))
         index.ledger.close()
