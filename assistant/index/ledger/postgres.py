@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from assistant.core.errors import ConfigError
+from assistant.core.errors import ServiceUnavailableError
 from assistant.index.ledger.base import Ledger, busy_error, holder_name, schema
 
 _SCHEMA_LOCK = 0x43500001  # pg_advisory_xact_lock key for creating a schema and its tables
@@ -76,7 +76,7 @@ class PostgresLedger(Ledger):
                 keepalives_count=3,
             )
         except psycopg.Error as exc:
-            raise ConfigError(
+            raise ServiceUnavailableError(
                 f"Cannot reach the index ledger database ({self.describe()}): {str(exc).strip()}.",
                 "start PostgreSQL or fix COURSEPILOT_INDEX_DATABASE_URL; unset it to use the embedded SQLite ledger.",
             ) from exc
