@@ -151,6 +151,20 @@ class IngestPipeline:
         full: bool = False,
         on_start: Callable[[int], None] | None = None,
         on_file: Callable[[FileResult], None] | None = None,
+        wait: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Sync the library under the collection's ingest lease (another job holding it: IngestBusyError, or
+        with `wait` block until it is released, calling `on_wait(holder)` once)."""
+        with self.index.ledger.lease("ingest", wait=wait, on_wait=on_wait):
+            return self._run(library, full, on_start, on_file)
+
+    def _run(
+        self,
+        library: Path,
+        full: bool,
+        on_start: Callable[[int], None] | None,
+        on_file: Callable[[FileResult], None] | None,
     ) -> IngestReport:
         """Sync the library; one bad file never stops the batch nor loses what was indexed before."""
         started = time.perf_counter()
@@ -181,10 +195,7 @@ class IngestPipeline:
             on_start(len(found.files) + len(found.failures) + sum(len(p.docs) + len(p.unchanged) for p in plans))
 
         ledger = self.index.ledger
-        lexical = self.index.lexical()  # loaded (or rebuilt) at the ledger's current generation
         before = ledger.documents()
-        removed_ids: list[str] = []
-        added_terms: list[tuple[str, dict[str, int]]] = []
         pending: list[_Pending] = []
         sections = SectionUpdates(self.index)
 
@@ -203,9 +214,7 @@ class IngestPipeline:
                 _pause_point("after_ledger")
                 if stale:
                     self.index.store.delete(stale)
-                removed_ids.extend(stale)
                 sections.document(item.chunks, stale)
-                added_terms.extend(terms.items())
                 item.result.chunks_deleted = len(stale)
                 report.files.append(item.result)
                 if on_file:
@@ -249,7 +258,6 @@ class IngestPipeline:
                 continue
             ids = ledger.remove_document(rel)
             self.index.store.delete(ids)
-            removed_ids.extend(ids)
             sections.removed_document(ids)
             result = FileResult(path=rel, course_id=record.course_id, status="removed", chunks_deleted=len(ids))
             report.files.append(result)
@@ -257,8 +265,7 @@ class IngestPipeline:
                 on_file(result)
 
         self._collect_garbage()
-        lexical.update(remove=removed_ids, add=added_terms)
-        lexical.save(self.index.lexical_path, ledger.generation)
+        self.index.publish_lexical()  # BM25 follows the ledger's change log; this snapshot is for cold starts
         previous = ledger.courses()
         catalogue = {c.id: c for c in found.courses}
         # A course whose manifest is broken keeps its last good catalogue entry, like its chunks.

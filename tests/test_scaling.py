@@ -1,24 +1,37 @@
-"""Two UI workers side by side on shared services: one Chroma server, one PostgreSQL database, one index folder.
+"""UI workers on shared services: one Chroma server, one PostgreSQL database.
 
-What a sticky-session load balancer needs from the workers: a sign-in on one is valid on the other, a thread
-written through one is read through the other, and a re-ingest is served by both without a restart.
+First, two workers side by side on one machine (one index folder): what a sticky-session load balancer needs from
+them, a sign-in on one valid on the other, a thread written through one read through the other, a re-ingest
+served by both without a restart. Then two workers and an ingest job on three "hosts" (network namespaces, or
+loopback with separate folders where namespaces cannot be made) that share nothing but the network: the ledger
+is in PostgreSQL, and each worker follows it live.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from chat_client import Session, login, run_session
-from conftest import SAMPLE_LIBRARY, make_settings, postgres_url, running_chat_server
+from conftest import ARTIFACTS, SAMPLE_LIBRARY, free_port, make_settings, postgres_url, running_chat_server
+from hosts import Host, Network, forwarder, namespaces_unavailable, network, stop_group
 
 from assistant.core.settings import Settings
+from assistant.index.ledger import open_ledger
+from assistant.index.store import VectorStore
 from assistant.planning.learners import hash_password
 from ingest.pipeline import IngestPipeline
 
@@ -152,3 +165,236 @@ def test_two_ui_workers_share_sign_in_threads_and_reingests(tmp_path: Path, chro
                     assert NEW_FACT in answer, _diagnose(settings, worker, tmp_path / folder, answer)
 
         asyncio.run(scenario())
+
+
+# -- several hosts: two workers and an ingest job in network namespaces, one Chroma server, one PostgreSQL ----
+COURSEPILOT = str(Path(sys.executable).parent / "coursepilot")
+WOMBAT_MODULE = """# Wombat spreadsheets
+
+## Sorting burrows
+
+Wombat spreadsheets sort every burrow by depth, then by the number of entrances, so a ranger sees the deepest
+burrows first.
+"""
+WOMBAT_QUESTION = "What do wombat spreadsheets do?"
+WOMBAT_FACT = "sort every burrow by depth"
+
+
+@dataclass
+class _Cluster:
+    net: Network
+    env: dict[str, str]
+    ledger_url: str
+    schema_prefix: str
+    chroma: tuple[str, int, str]
+    workers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ingest_host(self) -> Host:
+        return self.net.hosts["ingest"]
+
+    def host_env(self, host: Host) -> dict[str, str]:
+        return self.env | {
+            "COURSEPILOT_INDEX_DIR": str(host.folder / "index"),
+            "COURSEPILOT_LIBRARY_DIR": str(host.folder / "library"),
+        }
+
+    def ingest(self, *extra: str, pause_at: str | None = None) -> subprocess.Popen[str]:
+        host = self.ingest_host
+        env = self.host_env(host) | ({"COURSEPILOT_DEBUG_PAUSE_AT": pause_at} if pause_at else {})
+        return subprocess.Popen(
+            host.argv([COURSEPILOT, "ingest", "--json", *extra]),
+            env=env,
+            cwd=host.folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def ingest_ok(self) -> float:
+        """Run an ingest to the end on the ingest host; returns the monotonic time it exited (its commit)."""
+        proc = self.ingest()
+        out, errors = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-2000:] + errors[-3000:]
+        return time.monotonic()
+
+    def ledger(self):  # type: ignore[no-untyped-def]
+        """The shared ledger, read from the test process (which is on no test host)."""
+        settings = make_settings(
+            self.ingest_host.folder,
+            index={"database_url": self.ledger_url, "database_schema": self.schema_prefix},
+        )
+        return open_ledger(settings, settings.collection_name(), Path(settings.index.dir))
+
+
+def _start_worker(cluster: _Cluster, host: Host, stack: contextlib.ExitStack) -> str:
+    port = free_port()
+    log_path = host.folder / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            host.argv([COURSEPILOT, "ui", "--host", host.address, "--port", str(port)]),
+            env=cluster.host_env(host),
+            cwd=host.folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop() -> None:
+        stop_group(proc)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"scaling-{host.name}.log").write_text(log_path.read_text(errors="replace"))
+
+    stack.callback(stop)
+    base = f"http://{host.address}:{port}"
+    deadline = time.time() + 180
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"worker {host.name} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+
+
+async def _served_after(base: str, user: str, token: str, question: str, fact: str) -> tuple[str, float]:
+    """Ask until the answer holds `fact` (for SERVED_WITHIN_S at most); the answer and when it first held it."""
+    deadline = time.monotonic() + SERVED_WITHIN_S
+    while True:
+        answer = (await _ask(base, user, token, question)).answers[0]
+        if fact in answer or time.monotonic() > deadline:
+            return answer, time.monotonic()
+        await asyncio.sleep(0.25)
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("isolated", [True, False], ids=["netns", "loopback"])
+def test_workers_on_separate_hosts_follow_one_shared_ledger(
+    tmp_path: Path, chroma_server: tuple[str, int], isolated: bool
+) -> None:
+    unavailable = namespaces_unavailable()
+    if isolated and unavailable:
+        pytest.skip(f"{unavailable}; the loopback variant of this test runs instead")
+    if not isolated and unavailable is None:
+        pytest.skip("network namespaces can be made here, so the netns variant of this test runs instead")
+    database_url, reason = postgres_url()
+    if database_url is None:
+        pytest.skip(reason)
+    from sqlalchemy.engine import make_url
+
+    pg = make_url(database_url)
+    user, password = f"ana-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    prefix = f"h17_{secrets.token_hex(4)}"
+    with contextlib.ExitStack() as stack:
+        net = stack.enter_context(network(["ingest", "w1", "w2"], tmp_path, isolated))
+        pg_port = stack.enter_context(forwarder(net.gateway, (pg.host or "127.0.0.1", pg.port or 5432)))
+        chroma_port = stack.enter_context(forwarder(net.gateway, chroma_server))
+        via_net = pg.set(host=net.gateway, port=pg_port).render_as_string(hide_password=False)
+        chroma_db = _chroma_database(*chroma_server)
+        cluster = _Cluster(
+            net=net,
+            env={k: v for k, v in os.environ.items() if not k.startswith("COURSEPILOT_")}
+            | {
+                "HF_HUB_OFFLINE": "1",
+                "COURSEPILOT_CHROMA_HOST": net.gateway,
+                "COURSEPILOT_CHROMA_PORT": str(chroma_port),
+                "COURSEPILOT_CHROMA_DATABASE": chroma_db,
+                "COURSEPILOT_INDEX_DATABASE_URL": via_net,
+                "COURSEPILOT_INDEX_DATABASE_SCHEMA": prefix,
+                "COURSEPILOT_DATABASE_URL": via_net,
+                "COURSEPILOT_UI_USERS": f"{user}:{hash_password(password)}:learner",
+                "COURSEPILOT_UI_AUTH_SECRET": secrets.token_urlsafe(32),
+            },
+            ledger_url=database_url,
+            schema_prefix=prefix,
+            chroma=(*chroma_server, chroma_db),
+        )
+        stack.callback(lambda: _drop_ledger(cluster))
+        library = cluster.ingest_host.folder / "library"
+        shutil.copytree(SAMPLE_LIBRARY / "giving-feedback", library / "giving-feedback")
+        cluster.ingest_ok()
+        for name in ("w1", "w2"):
+            cluster.workers[name] = _start_worker(cluster, net.hosts[name], stack)
+        asyncio.run(_scenario(cluster, library, user, password))
+
+
+def _drop_ledger(cluster: _Cluster) -> None:
+    from assistant.index.ledger.postgres import PostgresLedger
+
+    ledger = cluster.ledger()
+    assert isinstance(ledger, PostgresLedger)
+    ledger.drop_schema()
+
+
+async def _scenario(cluster: _Cluster, library: Path, user: str, password: str) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        token = await login(http, cluster.workers["w1"], user, password)
+    workers = cluster.workers
+    for base in workers.values():
+        assert NEW_FACT not in (await _ask(base, user, token, NEW_QUESTION)).answers[0]
+
+    # A new course ingested on the ingest host is answered by both workers, no restart, no copied files.
+    course = library / "quokka-onboarding"
+    course.mkdir()
+    (course / "01-the-quokka-handshake.md").write_text(NEW_MODULE)
+    committed = cluster.ingest_ok()
+    delays: dict[str, float] = {}
+    for name, base in workers.items():
+        answer, served = await _served_after(base, user, token, NEW_QUESTION, NEW_FACT)
+        assert NEW_FACT in answer, f"worker {name}: {answer[:400]}"
+        delays[name] = round(served - committed, 2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    mode = "netns" if cluster.net.isolated else "loopback"
+    (ARTIFACTS / f"scaling-refresh-{mode}.json").write_text(json.dumps({"seconds_after_commit": delays}))
+    print(f"served after the ingest committed ({mode}): {delays}")
+
+    # A course removed from the library stops being cited.
+    shutil.rmtree(course)
+    cluster.ingest_ok()
+    for name, base in workers.items():
+        answer = (await _ask(base, user, token, NEW_QUESTION)).answers[0]
+        assert NEW_FACT not in answer and "Quokka" not in answer, f"worker {name} still cites it: {answer[:400]}"
+
+    # An ingest killed mid-run leaves both workers on the previous generation; the next run converges.
+    ledger = cluster.ledger()
+    generation, chunks = ledger.generation, ledger.chunk_count()
+    wombat = library / "zz-wombat"
+    wombat.mkdir()
+    (wombat / "01-wombat-spreadsheets.md").write_text(WOMBAT_MODULE)
+    paused = cluster.ingest(pause_at="after_upsert")
+    try:
+        assert paused.stderr is not None
+        for line in paused.stderr:
+            if "PAUSED after_upsert" in line:
+                break
+        else:
+            pytest.fail(f"the ingest ended before its pause point: {paused.wait()}")
+        # One ingest at a time: a second job exits at once and says why.
+        second = cluster.ingest()
+        out, errors = second.communicate(timeout=300)
+        assert second.returncode == 2, out + errors
+        assert "Another ingest job is running" in json.loads(out)["error"]
+        paused.send_signal(signal.SIGKILL)
+        paused.wait(30)
+    finally:
+        if paused.poll() is None:
+            paused.kill()
+            paused.wait()
+    assert (ledger.generation, ledger.chunk_count()) == (generation, chunks)
+    for name, base in workers.items():
+        answer = (await _ask(base, user, token, WOMBAT_QUESTION)).answers[0]
+        assert WOMBAT_FACT not in answer, f"worker {name} served a chunk the ledger does not have: {answer[:400]}"
+    cluster.ingest_ok()  # the killed job's lease went with its session
+    for name, base in workers.items():
+        answer, _ = await _served_after(base, user, token, WOMBAT_QUESTION, WOMBAT_FACT)
+        assert WOMBAT_FACT in answer, f"worker {name}: {answer[:400]}"
+    store = VectorStore(
+        make_settings(
+            cluster.ingest_host.folder,
+            chroma={"host": cluster.chroma[0], "port": cluster.chroma[1], "database": cluster.chroma[2]},
+        )
+    )
+    assert store.count() == ledger.chunk_count()  # the orphan vectors of the killed run are gone
+    ledger.close()

@@ -85,6 +85,12 @@ def emit_json(value: Any) -> None:
 def ingest(
     path: Annotated[Path | None, typer.Argument(help="Library folder (default: COURSEPILOT_LIBRARY_DIR).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything, ignoring the ledger.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="If another ingest job holds this collection's lease, wait for it (default: exit 2)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index course folders; only what changed since the last run is re-embedded."""
@@ -108,8 +114,18 @@ def ingest(
             def on_file(result: FileResult) -> None:
                 progress.update(task, advance=1, description=f"Ingesting {Path(result.path).name}")
 
+            def on_wait(holder: str) -> None:
+                progress.update(task, description="Waiting for the other ingest job")
+                if not as_json:
+                    err.print(f"Another ingest job holds this collection ({escape(holder)}); waiting for it.")
+
             report = pipeline.run(
-                library, full=full, on_start=lambda n: progress.update(task, total=n), on_file=on_file
+                library,
+                full=full,
+                on_start=lambda n: progress.update(task, total=n),
+                on_file=on_file,
+                wait=wait,
+                on_wait=on_wait,
             )
     except CoursePilotError as exc:
         fail(exc, as_json)
@@ -460,12 +476,28 @@ def bench(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Also write the JSON report to this file.")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Scratch folder for the libraries.")] = None,
+    ledger: Annotated[
+        bool,
+        typer.Option(
+            "--ledger",
+            help="Instead: ask p50/p95 on the PostgreSQL ledger against SQLite (--sizes, default 10k,100k), how "
+            "BM25 travels, and the commit-to-served delay (PostgreSQL: CP_BENCH_POSTGRES_URL or the local server).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure ingest, re-ingest, query latency, memory and start-up against a plain LangChain pipeline.
 
     Exit code 0 when every measured target passes, 1 when one fails, 2 on bad options.
     """
+    if ledger:
+        from evals.bench_ledger import bench_ledger_command
+
+        chosen = [int(x) for x in sizes.split(",") if x.strip().isdigit()]
+        default = chosen == [1000, 10000, 100000]
+        raise typer.Exit(
+            bench_ledger_command(settings_from_env(), [10_000, 100_000] if default else chosen, queries, as_json, None)
+        )
     import importlib.util
 
     from assistant.apps.ui.launch import ui_process

@@ -29,7 +29,25 @@ class LibrarySettings(BaseModel):
 class IndexSettings(BaseModel):
     dir: Path = Field(
         default=Path(".coursepilot/index"),
-        description="Where the embedded Chroma store, the ingest ledger and the lexical index live.",
+        description="Where the embedded Chroma store and the SQLite ingest ledger live.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of a shared ingest ledger (postgresql+psycopg://user@host/db), for workers and "
+        "an ingest job on several machines. Unset: the ledger is SQLite under index.dir (one machine). May be the "
+        "learner database: the ledger keeps to its own schema.",
+    )
+    database_schema: str = Field(
+        default="coursepilot_index",
+        pattern=r"^[a-z_][a-z0-9_]{0,39}$",
+        description="Prefix of the PostgreSQL schema of each collection's ledger (<prefix>__<collection>).",
+    )
+    refresh_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description="How often a running worker checks the ledger generation and brings its BM25 index (and, with "
+        "embedded Chroma, its vector reader) up to a newer ingest. 0: before every question.",
     )
 
 

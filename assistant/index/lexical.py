@@ -1,12 +1,15 @@
-"""BM25 lexical index over chunks: sparse, vectorised, persisted as a snapshot and updated incrementally."""
+"""BM25 lexical index over chunks: sparse, vectorised, kept in memory by each worker and brought up to the
+ledger's generation by deltas (see LibraryIndex); a snapshot in the ledger makes a cold start cheap."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from scipy import sparse
@@ -112,35 +115,56 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.ids[i], float(scores[i])) for i in top]
 
+    def updated(self, remove: Iterable[str], add: Sequence[tuple[str, dict[str, int]]]) -> LexicalIndex:
+        """A new index with a delta applied; this one stays as it was for the searches still using it."""
+        other = LexicalIndex(self.k1, self.b)
+        with self._lock:
+            other.ids = list(self.ids)
+            other.vocab = dict(self.vocab)
+            other.tf = self.tf.copy()
+            other._row_of = dict(self._row_of)
+        other.update(remove, add)
+        return other
+
+    def _write(self, fh: IO[bytes], generation: int) -> None:
+        # Term counts fit in 16 bits (a 256-token chunk) and term ids in 32; the snapshot is half the float32 size.
+        with self._lock:
+            tf = self.tf.tocsr()
+            meta = json.dumps({"generation": generation, "ids": self.ids, "vocab": list(self.vocab)}).encode()
+        np.savez(
+            fh,
+            data=np.minimum(tf.data, 65535).astype(np.uint16),
+            indices=tf.indices.astype(np.int32),
+            indptr=tf.indptr.astype(np.int64),
+            shape=np.asarray(tf.shape),
+            meta=np.frombuffer(meta, dtype=np.uint8),
+        )
+
     def save(self, path: Path, generation: int) -> None:
         """Atomically write a snapshot tagged with the ledger generation it reflects."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                data=self.tf.data,
-                indices=self.tf.indices,
-                indptr=self.tf.indptr,
-                shape=np.asarray(self.tf.shape),
-                meta=np.frombuffer(
-                    json.dumps({"generation": generation, "ids": self.ids, "vocab": list(self.vocab)}).encode(),
-                    dtype=np.uint8,
-                ),
-            )
+            self._write(fh, generation)
         os.replace(tmp, path)
 
+    def to_bytes(self, generation: int) -> bytes:
+        """The snapshot as bytes, for the ledger's snapshot table."""
+        buffer = io.BytesIO()
+        self._write(buffer, generation)
+        return buffer.getvalue()
+
     @classmethod
-    def load(cls, path: Path) -> tuple[LexicalIndex, int] | None:
-        """The snapshot and its generation, or None if absent or unreadable."""
+    def load(cls, source: Path | bytes) -> tuple[LexicalIndex, int] | None:
+        """The snapshot (a file or bytes) and its generation, or None if absent or unreadable."""
         try:
-            with np.load(path) as data:
+            with np.load(io.BytesIO(source) if isinstance(source, bytes) else source) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 index = cls()
                 index.tf = sparse.csr_matrix(
-                    (data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"])
+                    (data["data"].astype(np.float32), data["indices"], data["indptr"]), shape=tuple(data["shape"])
                 )
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError):
             return None
         index.ids = list(meta["ids"])
         index.vocab = {t: i for i, t in enumerate(meta["vocab"])}

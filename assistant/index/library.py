@@ -1,20 +1,29 @@
-"""The library index: vector store + ledger + lexical snapshot, opened together for one configuration."""
+"""The library index: vector store + ledger + in-memory BM25, opened together for one configuration.
+
+A running worker follows the ledger: at most every `index.refresh_s` it reads the ledger's generation and, when an
+ingest (on any machine) has committed since, applies the change log's delta to its BM25 index and, with embedded
+Chroma, reopens its vector reader. A cold start loads the BM25 snapshot stored in the ledger and applies the delta
+from the snapshot's generation; with neither, BM25 is rebuilt from the term counts the ledger keeps.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from assistant.core.errors import IndexMismatchError, IndexMissingError
 from assistant.core.settings import Settings
-from assistant.index.ledger import Ledger
+from assistant.index.ledger import Ledger, open_ledger
 from assistant.index.lexical import LexicalIndex
 from assistant.index.sections import SectionIndex, current_map, skills_by_course
 from assistant.index.store import VectorStore
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT = "lexical"
 
 
 def _file_id(path: Path | None) -> tuple[int, int] | None:
@@ -35,9 +44,10 @@ class LibraryIndex:
         self.name = settings.collection_name()
         self.dir = Path(settings.index.dir) / self.name
         self.store = VectorStore(settings, self.name)
-        self.ledger = Ledger(self.dir / "ledger.sqlite")
+        self.ledger: Ledger = open_ledger(settings, self.name, self.dir)
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
+        self._checked_at = float("-inf")
         self._ready_generation = -1
         self._lock = threading.Lock()
         self._ledger_file: Path | None = getattr(self.ledger, "path", None)
@@ -72,29 +82,78 @@ class LibraryIndex:
 
     @property
     def lexical_path(self) -> Path:
+        """A file snapshot of BM25 (the evals write one; workers read the snapshot in the ledger)."""
         return self.dir / "lexical.npz"
 
+    @property
+    def lexical_generation(self) -> int:
+        """The ledger generation this worker's BM25 index reflects (-1 before the first question)."""
+        return self._lexical_generation
+
     def lexical(self) -> LexicalIndex:
-        """The BM25 index matching the ledger's current generation (reloaded after a re-ingest)."""
+        """The BM25 index, brought up to the ledger's generation when the refresh interval has passed."""
+        self.refresh()
+        assert self._lexical is not None
+        return self._lexical
+
+    def refresh(self, force: bool = False) -> int:
+        """Follow the ledger if `index.refresh_s` has passed (or `force`); returns the generation now served."""
+        now = time.monotonic()
+        if not force and self._lexical is not None and now - self._checked_at < self.settings.index.refresh_s:
+            return self._lexical_generation
         generation = self.ledger.generation
         with self._lock:
-            if self._lexical is None or self._lexical_generation != generation:
-                loaded = LexicalIndex.load(self.lexical_path)
-                if loaded is not None and loaded[1] == generation:
-                    self._lexical = loaded[0]
-                else:
-                    self._lexical = self.rebuild_lexical()
-                self._lexical_generation = generation
-            return self._lexical
+            self._checked_at = now
+            if self._lexical is None:
+                self._lexical, self._lexical_generation = self._cold_start()
+            elif generation != self._lexical_generation:
+                started = time.perf_counter()
+                self._lexical, self._lexical_generation = self._follow(self._lexical, self._lexical_generation)
+                self.store.reopen()
+                log.info(
+                    "index followed the ledger to generation %d in %.0f ms",
+                    self._lexical_generation,
+                    (time.perf_counter() - started) * 1000,
+                )
+            return self._lexical_generation
+
+    def _follow(self, lexical: LexicalIndex, generation: int) -> tuple[LexicalIndex, int]:
+        delta = self.ledger.delta_since(generation)
+        if delta is None:  # the change log no longer reaches back that far
+            return self._cold_start()
+        return lexical.updated(delta.removed, delta.added), delta.generation
+
+    def _cold_start(self) -> tuple[LexicalIndex, int]:
+        stored = self.ledger.load_snapshot(SNAPSHOT)
+        loaded = LexicalIndex.load(stored[1]) if stored is not None else None
+        if loaded is not None:
+            delta = self.ledger.delta_since(loaded[1])
+            if delta is not None:
+                return loaded[0].updated(delta.removed, delta.added), delta.generation
+        generation, index = self._rebuild()
+        return index, generation
+
+    def _rebuild(self) -> tuple[int, LexicalIndex]:
+        generation, terms = self.ledger.all_terms()
+        index = LexicalIndex()
+        index.update(remove=(), add=terms)
+        return generation, index
 
     def rebuild_lexical(self) -> LexicalIndex:
         """Rebuild BM25 from the term counts the ledger keeps (after a crash or a lost snapshot)."""
-        index = LexicalIndex()
-        index.update(remove=(), add=list(self.ledger.iter_terms()))
-        return index
+        return self._rebuild()[1]
+
+    def publish_lexical(self) -> int:
+        """Bring BM25 up to the ledger and store it as the snapshot new workers start from (end of an ingest)."""
+        generation = self.refresh(force=True)
+        assert self._lexical is not None
+        self.ledger.save_snapshot(SNAPSHOT, generation, self._lexical.to_bytes(generation))
+        return generation
 
     def _follow_folder(self) -> None:
         """The index folder deleted, or replaced (a backup put back), under this process: say so, or open it afresh."""
+        if self._ledger_file is None:
+            return
         current = _file_id(self._ledger_file)
         if current == self._ledger_id:
             return
@@ -108,7 +167,7 @@ class LibraryIndex:
             )
         log.warning("the index folder %s was replaced; opening it again", self.dir)
         with self._lock:
-            self.ledger = Ledger(self.dir / "ledger.sqlite")
+            self.ledger = open_ledger(self.settings, self.name, self.dir)
             self.store.reopen()
             self._lexical, self._lexical_generation = None, -1
             self._ledger_id = current
@@ -117,7 +176,7 @@ class LibraryIndex:
         """Raise a helpful error when nothing is indexed for the current settings."""
         self._follow_folder()
         # Counting 100k ledger rows costs milliseconds on every question; the answer only changes with the generation.
-        generation = self.ledger.generation
+        generation = self.refresh()
         if generation == self._ready_generation:
             return
         if self.ledger.chunk_count() > 0:

@@ -46,9 +46,7 @@ class VectorStore:
                 )
                 self.mode = "server"
             else:
-                path = Path(settings.index.dir) / "chroma"
-                path.mkdir(parents=True, exist_ok=True)
-                self.client = chromadb.PersistentClient(path=str(path), settings=client_settings)
+                self.client = self._embedded_client()
                 self.mode = "embedded"
         except Exception as exc:  # chromadb raises ValueError/ConnectionError variants
             if chroma.host:  # an unreachable server is a service outage (exit 3)
@@ -65,24 +63,44 @@ class VectorStore:
             ) from exc
         self._collection: Any = None
 
-    def reopen(self) -> None:
-        """Open the store afresh after its folder was replaced (restored from a backup, say) under this process.
+    def _embedded_client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaClientSettings
 
-        Chroma's embedded client keeps one system per folder for the whole process; that entry is dropped first, so
-        the new client reads the folder as it is now.
+        path = Path(self.settings.index.dir) / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False))
+
+    def reopen(self) -> None:
+        """Embedded mode: open a new client, so that what another process wrote since is searched, or a folder
+        replaced under this process (restored from a backup, say) is read as it is now.
+
+        Chroma's embedded client loads a collection's HNSW index once per client system and never reloads it, so
+        a running chat did not see what `coursepilot ingest` in another process wrote (count() and get() did:
+        they read SQLite). Chroma keeps one system per folder for the whole process; that entry is dropped first,
+        so the new client loads the index as it is now. Searches still running on the old client finish on it.
+        A Chroma server needs none of this: it serves what was written.
         """
         if self.mode == "embedded":
-            import chromadb
             from chromadb.api.shared_system_client import SharedSystemClient
-            from chromadb.config import Settings as ChromaClientSettings
 
             SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
-            path = Path(self.settings.index.dir) / "chroma"
-            path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False)
-            )
+            self.client = self._embedded_client()
+            log.info("reopened the embedded Chroma store to read what was written since")
         self._collection = None
+
+    def visible(self, vector: np.ndarray, ids: Sequence[str]) -> set[str]:
+        """Which of these ids nearest-neighbour search can reach (a reader that missed an ingest cannot)."""
+        if not ids:
+            return set()
+        try:
+            result = self.collection.query(
+                query_embeddings=[vector.tolist()], ids=list(ids), n_results=len(ids), include=["distances"]
+            )
+        except Exception as exc:  # Chroma says "Error finding id" when its reader lacks one
+            log.debug("restricted query failed: %s", exc)
+            return set()
+        return set(result["ids"][0])
 
     @property
     def collection(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ from assistant.core.text import chat_filler_terms, index_text, tokenize
 from assistant.core.types import Chunk, Evidence
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import get_embedder
+
+log = logging.getLogger(__name__)
+
+# How many of the best BM25 hits are checked against the vector store when dense search did not return them.
+_BLIND_CHECK = 3
 
 
 @dataclass
@@ -96,7 +102,33 @@ class Retriever:
         course_ids: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
     ) -> RetrievalResult:
-        """Top-k evidence for a query, filtered by course and level, near-duplicates removed."""
+        """Top-k evidence for a query, filtered by course and level, near-duplicates removed.
+
+        The best BM25 hits that dense search did not return are checked against the vector store: a chunk the
+        ledger serves but dense search cannot reach means this worker's vector reader missed an ingest. That is
+        logged, the reader is reopened and the question retrieved again, once.
+        """
+        result, vector, lexical_only = self._retrieve(query, k, course_ids, levels)
+        blind = set(lexical_only) - self.index.store.visible(vector, lexical_only) if lexical_only else set()
+        if blind:
+            log.warning(
+                "dense search cannot see %d chunk(s) the ledger serves (%s, ledger generation %d): "
+                "reopening the vector store",
+                len(blind),
+                ", ".join(sorted(blind)[:3]),
+                self.index.lexical_generation,
+            )
+            self.index.store.reopen()
+            result = self._retrieve(query, k, course_ids, levels)[0]
+        return result
+
+    def _retrieve(
+        self,
+        query: str,
+        k: int | None,
+        course_ids: Sequence[str] | None,
+        levels: Sequence[str] | None,
+    ) -> tuple[RetrievalResult, np.ndarray, list[str]]:
         k = k or self.settings.k
         cfg = self.settings
         timings: dict[str, float] = {}
@@ -117,7 +149,7 @@ class Retriever:
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         max_dense = max(lists.dense.scores, default=0.0)
         coverage = query_coverage(query, [e.chunk for e in evidence[:3]], self.index)
-        return RetrievalResult(
+        result = RetrievalResult(
             evidence=evidence,
             max_dense=max_dense,
             coverage=coverage,
@@ -125,6 +157,10 @@ class Retriever:
             answer_probability=answer_probability,
             supported=supported,
         )
+        # Top BM25 hits beyond the dense candidates: normal now and then, but also what a stale vector reader shows.
+        dense_ids = set(lists.dense.ids)
+        lexical_only = [cid for cid in lists.lexical.ids[:_BLIND_CHECK] if cid not in dense_ids]
+        return result, lists.vector, lexical_only
 
     def candidates(
         self,
