@@ -266,7 +266,7 @@ def video_source(citation: Citation, library_dir: Path | None, folders: Mapping[
     course_dir = (Path(library_dir or ".") / folders.get(loc.course_id, loc.course_id)).resolve()
     return SourceSpec(
         kind="video",
-        name=f"{path.name} at {format_timestamp(loc.timestamp)}",
+        name=f"{plain_name(path.name)} at {format_timestamp(loc.timestamp)}",
         path=path,
         course_id=loc.course_id,
         module=path.relative_to(course_dir).as_posix(),
