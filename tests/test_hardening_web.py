@@ -540,6 +540,12 @@ def test_feedback_sharing_and_element_props_rules(web: dict[str, Any]) -> None:
         result = asyncio.run(chat(base, tokens[ALICE], ["/report"]))
         web["alice_thread"], web["alice_step"] = result["thread"], result["steps"][-1]
     thread, step = web["alice_thread"], web["alice_step"]
+    deadline = time.monotonic() + 30  # Chainlit stores steps in background tasks
+    while time.monotonic() < deadline:
+        with sqlite3.connect(web["tmp"] / "ui.db") as db:
+            if db.execute('SELECT 1 FROM steps WHERE "id" = ?', (step,)).fetchone():
+                break
+        time.sleep(0.3)
     feedback = {"feedback": {"forId": step, "value": 0, "threadId": thread}, "sessionId": "x"}
     assert httpx.put(f"{base}/feedback", json=feedback, headers=cookie(tokens[BOB])).status_code == 404
     own = httpx.put(f"{base}/feedback", json=feedback, headers=cookie(tokens[ALICE]))
