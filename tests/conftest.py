@@ -93,11 +93,12 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 @contextlib.contextmanager
 def running_chat_server(
-    settings: Settings, tmp: Path, users: str, log_artifact: str, auth_secret: str | None = None
+    settings: Settings, tmp: Path, users: str, log_artifact: str, auth_secret: str | None = None, **ui: object
 ) -> Iterator[tuple[str, Settings]]:
     """A real Chainlit server on a free loopback port for `settings` with sign-in `users`; its log is kept.
 
     Workers meant to run side by side get the same `auth_secret`, so a sign-in on one is valid on the others.
+    `ui` sets other UI settings (e.g. messages_per_minute=5).
     """
     import secrets
     import urllib.request
@@ -107,7 +108,9 @@ def running_chat_server(
     from assistant.core.settings import UISettings
 
     settings = settings.model_copy(
-        update={"ui": UISettings(users=users, auth_secret=SecretStr(auth_secret or secrets.token_urlsafe(32)))}
+        update={
+            "ui": UISettings(users=users, auth_secret=SecretStr(auth_secret or secrets.token_urlsafe(32)), **ui)  # type: ignore[arg-type]
+        }
     )
     port = free_port()
     spec = ui_process(settings, "127.0.0.1", port, headless=True)

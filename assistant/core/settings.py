@@ -180,10 +180,46 @@ class UISettings(BaseModel):
     users: str = Field(
         default="",
         description="Sign-in users as 'id:scrypt-hash:role' separated by commas "
-        "(make a hash with `coursepilot hash-password`). Empty: a demo user 'demo' / 'demo' is created.",
+        "(make a hash with `coursepilot hash-password`). Empty: a demo user 'demo' / 'demo' signs in, on loopback "
+        "only (see COURSEPILOT_UI_ALLOW_DEMO).",
     )
     auth_secret: SecretStr | None = Field(
         default=None, description="Secret that signs sessions (CHAINLIT_AUTH_SECRET)."
+    )
+    allow_demo: bool = Field(
+        default=False,
+        description="Allow the shared demo user 'demo' / 'demo' when the UI listens on an address other than "
+        "loopback (127.0.0.1, ::1, localhost). Off: such a start without COURSEPILOT_UI_USERS is refused.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Extra browser origins allowed to call the UI's HTTP API and open its socket, separated by "
+        "commas (e.g. 'https://lms.example.com'). Empty: only the UI's own origin.",
+    )
+    session_minutes: int = Field(
+        default=480,
+        ge=5,
+        le=43200,
+        description="Lifetime of a sign-in session (its cookie and token) in minutes. Every request also checks "
+        "the user and role against COURSEPILOT_UI_USERS, and sign-out revokes the token.",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong passwords for one user name before sign-in for that name is paused; each further "
+        "failure doubles the pause (1 s, 2 s, 4 s ... up to 15 min).",
+    )
+    login_max_failures_address: int = Field(
+        default=30,
+        ge=1,
+        description="Failed sign-ins from one client address (any user names) before that address is paused, "
+        "with the same doubling pause.",
+    )
+    messages_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Chat messages one learner may send per minute; further messages get a 'slow down' reply "
+        "and are not stored.",
     )
 
 

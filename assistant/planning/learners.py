@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from assistant.core.errors import ConfigError, NotFoundError, ServiceUnavailableError
+from assistant.core.errors import ConfigError, NotFoundError, ServiceUnavailableError, StoreError
 from assistant.core.types import Answer, Playlist
 
 
@@ -90,6 +90,15 @@ class QuestionRow(Base):
     feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
     feedback_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+
+
+class RevokedSessionRow(Base):
+    """A signed-out web session token (its SHA-256), refused until it would have expired anyway."""
+
+    __tablename__ = "cp_revoked_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner_id: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class SchemaVersionRow(Base):
@@ -160,12 +169,14 @@ def engine_for(url: str) -> Engine:
             kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if url.startswith("sqlite"):
                 path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
+                if path.startswith("file:"):  # a URI filename (?mode=ro&uri=true): the folder is before '?'
+                    path = path.removeprefix("file:").split("?", 1)[0]
+                if path and path != ":memory:" and not path.startswith("?"):
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
-                with engine.connect() as conn:
+                with engine.connect() as conn, contextlib.suppress(OperationalError):  # read-only: as it is
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             _ENGINES[url] = engine
         return _ENGINES[url]
@@ -180,6 +191,8 @@ class LearnerStore:
             self.engine = engine_for(url)
             self._migrate()
         except OperationalError as exc:
+            if _read_only(exc):  # reads still work; each write raises StoreError
+                return
             # A database server that does not answer is an outage (exit 3); a SQLite file that cannot open is a setting.
             error = ConfigError if url.startswith("sqlite") else ServiceUnavailableError
             raise error(
@@ -208,13 +221,30 @@ class LearnerStore:
                     migration(session)
                     session.add(SchemaVersionRow(version=number))
 
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A write; a read-only or unreachable database becomes StoreError with the fix, not raw SQL."""
+        try:
+            yield
+        except OperationalError as exc:
+            reason = "it is read-only" if _read_only(exc) else f"{type(exc.orig).__name__}"
+            fix = (
+                "make the database file and its folder writable by this user, or point COURSEPILOT_DATABASE_URL "
+                "at a writable database."
+                if _read_only(exc)
+                else "check COURSEPILOT_DATABASE_URL and that the database server is running."
+            )
+            raise StoreError(
+                f"Could not save {what} in the learner database ({_safe_url(self.url)}): {reason}.", fix
+            ) from exc
+
     def schema_version(self) -> int:
         with Session(self.engine) as session:
             return int(session.scalar(select(func.max(SchemaVersionRow.version))) or 0)
 
     # -- learners -----------------------------------------------------------------------------------------
     def ensure_learner(self, learner_id: str, name: str = "", role: str = "learner") -> Learner:
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the learner"), Session(self.engine) as session, session.begin():
             row = session.get(LearnerRow, learner_id)
             if row is None:
                 row = LearnerRow(id=learner_id, name=name or learner_id, role=role, goals=[])
@@ -235,7 +265,7 @@ class LearnerStore:
 
     def add_goal(self, learner_id: str, goal: str) -> None:
         self.ensure_learner(learner_id)
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the goal"), Session(self.engine) as session, session.begin():
             row = session.get(LearnerRow, learner_id)
             assert row is not None
             goals = list(row.goals or [])
@@ -245,7 +275,7 @@ class LearnerStore:
     # -- progress -----------------------------------------------------------------------------------------
     def set_progress(self, learner_id: str, item_id: str, done: bool = True) -> ProgressItem:
         self.ensure_learner(learner_id)
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the progress"), Session(self.engine) as session, session.begin():
             row = session.get(ProgressRow, (learner_id, item_id))
             if row is None:
                 row = ProgressRow(learner_id=learner_id, item_id=item_id, done=done, updated_at=_now())
@@ -272,7 +302,7 @@ class LearnerStore:
         self.ensure_learner(learner_id)
         playlist_id = uuid.uuid4().hex[:12]
         now = _now()
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the learning path"), Session(self.engine) as session, session.begin():
             session.add(
                 PlaylistRow(
                     id=playlist_id,
@@ -331,7 +361,7 @@ class LearnerStore:
         self, answer: Answer, learner_id: str | None = None, message_id: str | None = None, kind: str = "question"
     ) -> int:
         """Record a question and how it went; refusals feed the L&D gap report."""
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the question"), Session(self.engine) as session, session.begin():
             row = QuestionRow(
                 learner_id=learner_id,
                 message_id=message_id,
@@ -359,7 +389,7 @@ class LearnerStore:
         comment: str | None = None,
     ) -> bool:
         """Thumbs up (1) or down (-1) on a logged answer owned by this learner; False if none matched."""
-        with Session(self.engine) as session, session.begin():
+        with self._writing("the feedback"), Session(self.engine) as session, session.begin():
             query = select(QuestionRow)
             if entry_id is not None:
                 query = query.where(QuestionRow.id == entry_id)
@@ -402,9 +432,31 @@ class LearnerStore:
                 for r in session.scalars(query)
             ]
 
+    # -- signed-out web sessions ---------------------------------------------------------------------------
+    def revoke_session(self, token_hash: str, learner_id: str, expires_at: datetime) -> None:
+        """Refuse this session token from now on (expired entries are purged on the way)."""
+        with self._writing("the sign-out"), Session(self.engine) as session, session.begin():
+            session.query(RevokedSessionRow).filter(RevokedSessionRow.expires_at < _now()).delete()
+            if session.get(RevokedSessionRow, token_hash) is None:
+                session.add(RevokedSessionRow(token_hash=token_hash, learner_id=learner_id, expires_at=expires_at))
+
+    def session_revoked(self, token_hash: str) -> bool:
+        with Session(self.engine) as session:
+            try:
+                return session.get(RevokedSessionRow, token_hash) is not None
+            except OperationalError as exc:
+                if "no such table" in str(exc).lower():  # a read-only database from before this table
+                    return False
+                raise
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+
+def _read_only(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "readonly" in text or "read-only" in text or "read only" in text
 
 
 def _safe_url(url: str) -> str:

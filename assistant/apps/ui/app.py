@@ -16,30 +16,28 @@ from typing import Any
 from urllib.parse import quote
 
 import chainlit as cl
-from chainlit.auth import get_current_user
 from chainlit.config import SpontaneousFileUploadFeature
 from chainlit.config import config as cl_config
 from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
-from fastapi import Depends, HTTPException
-from fastapi.responses import FileResponse, JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.apps.chat import ChatRouter
-from assistant.apps.ui import render
+from assistant.apps.ui import render, routes
 from assistant.apps.ui.datalayer import CoursePilotDataLayer, inline_url
-from assistant.apps.ui.launch import UserEntry, authenticate, parse_users, settings_from_env
-from assistant.core.errors import CoursePilotError
-from assistant.core.settings import Settings
-from assistant.core.types import Answer, ChatTurn, Location, Playlist
+from assistant.apps.ui.guards import LoginThrottle, MessageGate
+from assistant.apps.ui.launch import UserEntry, authenticate, demo_allowed, parse_users, settings_from_env
+from assistant.apps.ui.sessions import SessionPolicy
+from assistant.core.errors import CoursePilotError, StoreError
+from assistant.core.settings import DEMO_ID, Settings
+from assistant.core.types import Answer, ChatTurn, Playlist
 from assistant.integrations.xapi import XAPIRecorder
 from assistant.pilot import CoursePilot
 from assistant.planning.learners import LearnerStore
 
 log = logging.getLogger("coursepilot.ui")
 
-SOURCE_ROUTE = "/coursepilot/source"
-MAX_REQUEST_BYTES = 1024 * 1024
+SOURCE_ROUTE = routes.SOURCE_ROUTE
+REPORT_ROUTE = routes.REPORT_ROUTE
 
 
 # -- lazily built services --------------------------------------------------------------------------------
@@ -65,6 +63,21 @@ def users() -> dict[str, UserEntry]:
 
 def store() -> LearnerStore:
     return pilot().learners
+
+
+@cache
+def throttle() -> LoginThrottle:
+    return LoginThrottle(settings().ui.login_max_failures, settings().ui.login_max_failures_address)
+
+
+@cache
+def gate() -> MessageGate:
+    return MessageGate(settings().limits.max_question_chars, settings().ui.messages_per_minute)
+
+
+@cache
+def policy() -> SessionPolicy:
+    return SessionPolicy(users, store)
 
 
 @cache
@@ -116,6 +129,7 @@ class Conversation:
     def __init__(self, history: list[ChatTurn] | None = None) -> None:
         self.history: list[ChatTurn] = list(history or [])
         self.paths: dict[str, OpenPath] = {}
+        self.told_not_saved = False
 
     def remember(self, user: str, assistant: str | None) -> None:
         self.history.append(ChatTurn(role="user", content=user))
@@ -147,6 +161,9 @@ async def guarded(what: str, work: Callable[[], Awaitable[None]]) -> None:
     """Run a handler; any failure becomes a friendly message (details only in the log)."""
     try:
         await work()
+    except StoreError as exc:
+        log.error("%s: %s", what, exc)
+        await say(render.NOT_SAVED)
     except CoursePilotError as exc:
         log.info("%s: %s", what, exc)
         await say(render.render_error(exc))
@@ -189,6 +206,9 @@ async def auth_callback(username: str, password: str) -> cl.User | None:
         return None
     user = await asyncio.to_thread(authenticate, table, username, password)
     if user is None:
+        return None
+    if user.id == DEMO_ID and not settings().ui.users.strip() and not demo_allowed(settings(), cl_config.run.host):
+        log.error("the demo user may only sign in on a loopback address (see COURSEPILOT_UI_ALLOW_DEMO)")
         return None
     try:
         await asyncio.to_thread(store().ensure_learner, user.id, "", user.role)
@@ -266,14 +286,14 @@ async def on_message(message: cl.Message) -> None:
     conv = conversation()
 
     async def work() -> None:
-        limit = settings().limits.max_question_chars
         if not text:
             await say(render.EMPTY_MESSAGE)
             return
-        if len(text) > limit:
-            await say(render.too_long(len(text), limit))
-            return
         learner = learner_id()
+        verdict = gate().check(learner, message.id, text)  # the data layer asked the same: not stored
+        if verdict is not None:
+            await say(render.refused_message(verdict.reason, verdict.length, verdict.limit))
+            return
         await ready()
         if text.lower().startswith("/report"):
             await send_insights_report(learner)
@@ -298,9 +318,10 @@ async def on_message(message: cl.Message) -> None:
 
 
 def user_role() -> str:
+    """The role in the current COURSEPILOT_UI_USERS (not the one stored when the user first signed in)."""
     user = cl.user_session.get("user")
-    metadata = getattr(user, "metadata", None) or {}
-    return str(metadata.get("role", "learner"))
+    entry = users().get(str(getattr(user, "identifier", "") or ""))
+    return entry.role if entry else "learner"
 
 
 async def send_insights_report(learner: str) -> None:
@@ -311,43 +332,47 @@ async def send_insights_report(learner: str) -> None:
     from assistant.apps.insights import build_report, write_html
 
     data = await asyncio.to_thread(build_report, store(), pilot())
-    folder = Path(settings().index.dir).resolve().parent / "reports"
-    path = await asyncio.to_thread(write_html, data, folder / f"insights-{learner}.html")
+    await asyncio.to_thread(write_html, data, report_folder() / routes.report_file(learner))
     gaps = data.content_gaps.clusters[:5]
     lines = [
         f"**Learning insights** · {data.totals.questions} questions, {data.totals.refused} refused, "
         f"{data.totals.low_confidence} low confidence",
         "",
         "Top content gaps:",
-        *[f"{c.rank}. **{c.label}** · {c.count} question(s) · e.g. “{c.examples[0]}”" for c in gaps if c.examples],
+        *[
+            f"{c.rank}. **{render.escape_md(c.label)}** · {c.count} question(s) · e.g. “{render.escape_md(c.examples[0])}”"
+            for c in gaps
+            if c.examples
+        ],
     ]
+    # Served by an app route, not from Chainlit's <app root>/.files (any worker that stops deletes that folder).
+    url = f"{cl_config.run.root_path}{REPORT_ROUTE}/{quote(routes.report_file(learner))}"
     await cl.Message(
         content="\n".join(lines),
-        elements=[cl.File(name="insights-report.html", path=str(path), display="inline")],
+        elements=[cl.File(name="insights-report.html", url=url, mime="text/html", display="inline")],
         metadata={"cp": {"kind": "report"}},
     ).send()
+
+
+def report_folder() -> Path:
+    return Path(settings().index.dir).resolve().parent / "reports"
 
 
 async def answer_question(question: str, history: list[ChatTurn], learner: str) -> str | None:
     """Stream the answer token by token, then replace it with the final cited text and its sources."""
     msg = cl.Message(content="")
+    stream = render.SafeStream(msg)
     answer: Answer | None = None
     # 'reset' takes back what was streamed (a dropped model stream is retried, or the model failed); 'notice'
     # heads the message (why the answer is quoted). Either makes the next token replace the whole content.
-    notice, streamed, replace = "", "", False
     try:
         async for event in pilot().astream(question, list(history)):
             if event.type == "token":
-                streamed += event.text
-                if replace:
-                    await msg.stream_token(notice + streamed, is_sequence=True)
-                    replace = False
-                else:
-                    await msg.stream_token(event.text)
+                await stream.token(event.text)
             elif event.type == "reset":
-                streamed, replace = "", True
+                stream.reset()
             elif event.type == "notice" and event.text:
-                notice, replace = f"> ⚠ {event.text}\n\n", True
+                stream.set_notice(f"> ⚠ {event.text}\n\n")
             elif event.type == "answer":
                 answer = event.answer
         if answer is None:
@@ -366,9 +391,17 @@ async def answer_question(question: str, history: list[ChatTurn], learner: str) 
     await msg.send()
     try:
         await asyncio.to_thread(store().log_answer, answer, learner, msg.id)
-        await asyncio.to_thread(xapi().answer, learner, answer)
+    except StoreError as exc:  # e.g. a read-only database: answering goes on, the learner is told once
+        log.error("the question log is not being written: %s", exc)
+        if not conversation().told_not_saved:
+            conversation().told_not_saved = True
+            await say(render.NOT_SAVED)
     except Exception:
         log.exception("could not log the answer")
+    try:  # independent of the question log: the LRS gets the statement either way
+        await asyncio.to_thread(xapi().answer, learner, answer)
+    except Exception:
+        log.exception("could not send the xAPI statement")
     return answer.text
 
 
@@ -446,70 +479,37 @@ async def on_save_path(action: cl.Action) -> None:
 # -- chat history -----------------------------------------------------------------------------------------
 @cl.data_layer
 def data_layer() -> CoursePilotDataLayer:
-    return CoursePilotDataLayer(settings().database.url, store=store())
+    return CoursePilotDataLayer(settings().database.url, store=store(), gate=gate())
 
 
-# -- HTTP: cited PDFs, and no uploads ---------------------------------------------------------------------
-async def serve_source(course_id: str, module: str, user: Any = Depends(get_current_user)) -> FileResponse:
-    """A module PDF of the library, for signed-in learners (the citation side panel loads it)."""
-    if user is None:
-        raise HTTPException(status_code=401, detail="Sign in to open course material.")
-    catalogue = await asyncio.to_thread(pilot().catalogue)
-    course = catalogue.get(course_id)
-    if course is not None and module not in {m.path for m in course.modules}:
-        media = render.cited_media(course, module, settings().library.dir)
-        if media is not None:
-            return FileResponse(media, headers={"Cache-Control": "private, max-age=3600"})
-    if course is None or module not in {m.path for m in course.modules}:
-        raise HTTPException(status_code=404, detail="No such module.")
-    location = Location(course_id=course_id, course_title=course.title, module=module, module_title="")
-    path = render.pdf_path(location, settings().library.dir, {course_id: course.folder or course_id})
-    if path is None:
-        raise HTTPException(status_code=404, detail="No such PDF.")
-    return FileResponse(path, media_type="application/pdf", headers={"Cache-Control": "private, max-age=3600"})
+@cl.on_logout
+async def on_logout(request: Any, response: Any) -> dict[str, bool]:
+    """Sign-out revokes the token itself (Chainlit only clears the cookie)."""
+    from chainlit.auth import get_token_from_cookies
+
+    await policy().revoke(get_token_from_cookies(request.cookies))
+    return {"success": True}
 
 
-def _install_route() -> None:
-    """Add the PDF route ahead of Chainlit's routes (its catch-all would otherwise serve the page)."""
-    path = f"{cl_config.run.root_path}{SOURCE_ROUTE}/{{course_id}}/{{module:path}}"
-    routes = server_app.router.routes
-    if any(getattr(r, "path", None) == path for r in routes):
-        return
-    server_app.add_api_route(path, serve_source, methods=["GET"], include_in_schema=False)
-    route = routes.pop()
-    first_chainlit = next(
-        (
-            i
-            for i, r in enumerate(routes)
-            if getattr(r, "path", "").endswith("{full_path:path}") or type(r).__name__ == "_IncludedRouter"
-        ),
-        len(routes),
-    )
-    routes.insert(first_chainlit, route)
+# -- HTTP: cited PDFs, reports, guards and middleware ------------------------------------------------------
+def _install() -> None:
+    """Routes, middleware, origins and session checks on Chainlit's FastAPI app (once per process)."""
+    root = cl_config.run.root_path
+    routes.install_files(server_app, root, pilot=pilot, settings=settings, users=users, reports=report_folder)
+    routes.install_guards(server_app, root, data_layer_of=get_data_layer_instance)
+    cl_config.project.user_session_timeout = settings().ui.session_minutes * 60
+    routes.install_middleware(server_app, throttle, root, settings().ui.allowed_origins)
+    import chainlit.socket as chainlit_socket
+
+    policy().install(server_app, chainlit_socket)
 
 
-class RequestLimits:
-    """Uploads are off (also in config.toml); no request body over 1 MiB reaches Chainlit."""
+def get_data_layer_instance() -> CoursePilotDataLayer | None:
+    from chainlit.data import get_data_layer
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            response = None
-            if scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/project/file"):
-                response = JSONResponse({"detail": "File uploads are disabled."}, status_code=403)
-            else:
-                length = dict(scope.get("headers") or []).get(b"content-length", b"0")
-                if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-                    response = JSONResponse({"detail": "Request too large."}, status_code=413)
-            if response is not None:
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    layer = get_data_layer()
+    return layer if isinstance(layer, CoursePilotDataLayer) else None
 
 
-_install_route()
-if not any(getattr(m.cls, "__name__", "") == "RequestLimits" for m in server_app.user_middleware):
-    server_app.add_middleware(RequestLimits)
+_install()
 cl_config.features.spontaneous_file_upload = SpontaneousFileUploadFeature(enabled=False)

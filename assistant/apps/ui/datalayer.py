@@ -15,7 +15,10 @@
   `/coursepilot/source/<course>/<module>`, an app route that serves the library file to signed-in users.
   Anything else (uploads are disabled) is not persisted.
 - Feedback: the thumbs are stored in Chainlit's `feedbacks` table and also recorded in the learner store's
-  question log (`set_feedback`, 1 / -1) for the answer they rate, owned by the thread's author.
+  question log (`set_feedback`, 1 / -1) for the answer they rate, owned by the thread's author. `step_owner` and
+  `feedback_owner` let the app refuse feedback on another learner's message.
+- Refused messages: a learner message the MessageGate refuses (too long, too many per minute) is not stored.
+- Elements read back with a NULL (or already decoded) `props` give `{}`, not a 500.
 """
 
 from __future__ import annotations
@@ -28,17 +31,19 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from chainlit.context import context as chainlit_context
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.data.utils import queue_until_user_message
 from chainlit.logger import logger as chainlit_logger
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from assistant.apps.ui.guards import MessageGate
 from assistant.core.errors import ConfigError
 from assistant.planning.learners import LearnerStore, engine_for, sync_url
 
 if TYPE_CHECKING:
-    from chainlit.element import Element
+    from chainlit.element import Element, ElementDict
     from chainlit.step import StepDict
     from chainlit.types import Feedback, ThreadDict
 
@@ -242,7 +247,7 @@ def inline_url(content: str | bytes, mime: str = "text/plain") -> str:
 class CoursePilotDataLayer(SQLAlchemyDataLayer):
     """SQLAlchemyDataLayer on the learner database, with inline elements and feedback into the question log."""
 
-    def __init__(self, database_url: str, store: LearnerStore | None = None) -> None:
+    def __init__(self, database_url: str, store: LearnerStore | None = None, gate: MessageGate | None = None) -> None:
         self.database_url = sync_url(database_url)
         ensure_schema(self.database_url)
         self.dialect = make_url(self.database_url).get_backend_name()
@@ -254,6 +259,7 @@ class CoursePilotDataLayer(SQLAlchemyDataLayer):
                 user_thread_limit=THREADS_PER_USER,
             )
         self._store = store
+        self.gate = gate
 
     @property
     def store(self) -> LearnerStore:
@@ -293,7 +299,75 @@ class CoursePilotDataLayer(SQLAlchemyDataLayer):
             step["metadata"] = _loads(step.get("metadata")) or {}
         return step
 
+    # -- steps --------------------------------------------------------------------------------------------
+    async def create_step(self, step_dict: StepDict) -> None:
+        """Every step, except a learner message the gate refuses (it is answered with a refusal only)."""
+        if self.gate is not None and step_dict.get("type") == "user_message":
+            user = getattr(getattr(chainlit_context, "session", None), "user", None)
+            learner = str(getattr(user, "identifier", "") or "")
+            verdict = self.gate.check(learner, str(step_dict.get("id")), str(step_dict.get("output") or ""))
+            if verdict is not None:
+                log.info("learner message %s not stored: %s", step_dict.get("id"), verdict.reason)
+                return
+        await super().create_step(step_dict)
+
+    async def step_owner(self, step_id: str) -> tuple[str, str] | None:
+        """(learner id, thread id) of a stored step, or None."""
+        rows = await self.execute_sql(
+            'SELECT t."userIdentifier" AS learner, t."id" AS thread FROM steps s '
+            'JOIN threads t ON t."id" = s."threadId" WHERE s."id" = :id',
+            {"id": step_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            return None
+        return str(rows[0]["learner"] or ""), str(rows[0]["thread"])
+
+    async def feedback_owner(self, feedback_id: str) -> str | None:
+        """The learner who owns the message a stored feedback rates, or None."""
+        rows = await self.execute_sql('SELECT "forId" AS step FROM feedbacks WHERE "id" = :id', {"id": feedback_id})
+        if not isinstance(rows, list) or not rows:
+            return None
+        owner = await self.step_owner(str(rows[0]["step"]))
+        return owner[0] if owner else None
+
     # -- elements -----------------------------------------------------------------------------------------
+    async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
+        """Chainlit's query; `props` parsed whether stored as NULL, JSON text or JSONB."""
+        rows = await self.execute_sql(
+            'SELECT * FROM elements WHERE "threadId" = :thread_id AND "id" = :element_id',
+            {"thread_id": thread_id, "element_id": element_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            return None
+        row = rows[0]
+        props = _loads(row.get("props"))
+        element: dict[str, Any] = {
+            key: row.get(key)
+            for key in (
+                "id",
+                "threadId",
+                "type",
+                "chainlitKey",
+                "url",
+                "objectKey",
+                "name",
+                "display",
+                "size",
+                "language",
+                "page",
+                "autoPlay",
+                "forId",
+                "mime",
+            )
+        }
+        element["id"] = str(element["id"])
+        element["threadId"] = str(element["threadId"]) if element["threadId"] else None
+        element["forId"] = str(element["forId"]) if element["forId"] else None
+        element["props"] = props if isinstance(props, dict) else {}
+        element["playerConfig"] = _loads(row.get("playerConfig"))
+        return element  # type: ignore[return-value]
+
+    # -- elements (writing) -------------------------------------------------------------------------------
     @queue_until_user_message()
     async def create_element(self, element: Element) -> None:
         """Persist a passage inline or a PDF by its library URL; other elements are not kept."""
@@ -333,14 +407,10 @@ class CoursePilotDataLayer(SQLAlchemyDataLayer):
         self, for_id: str, value: int, comment: str | None = None, thread_id: str | None = None
     ) -> bool:
         """Match the rated step (the message, or the run that produced it) to the logged answer."""
-        rows = await self.execute_sql(
-            'SELECT t."userIdentifier" AS learner, t."id" AS thread FROM steps s '
-            'JOIN threads t ON t."id" = s."threadId" WHERE s."id" = :id',
-            {"id": for_id},
-        )
-        if not isinstance(rows, list) or not rows:
+        owner = await self.step_owner(for_id)
+        if owner is None:
             return False
-        learner, owner_thread = rows[0]["learner"], str(rows[0]["thread"])
+        learner, owner_thread = owner
         if not learner or (thread_id and str(thread_id) != owner_thread):
             return False
         children = await self.execute_sql(

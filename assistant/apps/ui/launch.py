@@ -11,18 +11,27 @@ process with:
   so the server answers from the same library, index and database as the command that started it.
 
 Sign-in: `settings.ui.users` is 'id:scrypt-hash:role' entries separated by commas (role 'learner' or 'lnd',
-default 'learner'); an empty value enables a single demo user 'demo' / 'demo'.
+default 'learner'); an empty value enables a single demo user 'demo' / 'demo', on a loopback address only:
+any other listen address without users is refused unless `settings.ui.allow_demo` (COURSEPILOT_UI_ALLOW_DEMO=1).
+
+Process: the port is checked before the child starts (a taken port is an error with the fix, not a silent exit 0);
+SIGTERM / SIGHUP / SIGINT sent to the launcher are forwarded to the Chainlit child, which is waited for (killed
+after STOP_TIMEOUT_S), so `kill -TERM` on `coursepilot ui` never leaves a server behind on the port.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,7 +40,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from assistant.core.errors import ConfigError
+from assistant.core.errors import ConfigError, CoursePilotError
 from assistant.core.processes import ProcessSpec, stop_process
 from assistant.core.settings import DEMO_ID, DEMO_PASSWORD, SETTINGS_ENV, Settings, settings_from_env
 from assistant.planning.learners import hash_password, verify_password
@@ -43,6 +52,7 @@ APP_PATH = Path(__file__).resolve().with_name("app.py")
 PACKAGED_ROOT = Path(__file__).resolve().with_name("root")  # filled by setup.py's build step in a wheel
 SECRET_FILE = Path(".coursepilot/auth_secret")
 ROLES = ("learner", "lnd")
+STOP_TIMEOUT_S = 20.0
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
@@ -138,6 +148,11 @@ def absolute_database_url(url: str) -> str:
     database = parsed.database
     if not database or database == ":memory:" or Path(database).is_absolute():
         return url
+    if database.startswith("file:"):  # an SQLite URI filename (e.g. file:/srv/cp.db?mode=ro&uri=true)
+        path = database.removeprefix("file:")
+        if path.startswith("/"):
+            return url
+        return parsed.set(database=f"file:{Path(path).resolve()}").render_as_string(hide_password=False)
     return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
 
 
@@ -188,6 +203,55 @@ def app_root() -> Path:
     return copy
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and 'localhost' (names are not resolved: anything else counts as reachable)."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def demo_allowed(settings: Settings, host: str) -> bool:
+    """The shared demo user signs in on loopback only, unless explicitly allowed."""
+    return is_loopback(host) or settings.ui.allow_demo
+
+
+def check_demo(settings: Settings, host: str) -> None:
+    """Refuse to serve the shared demo user on a non-loopback address, saying how to add a real user."""
+    if settings.ui.users.strip() or demo_allowed(settings, host):
+        return
+    raise ConfigError(
+        f"COURSEPILOT_UI_USERS is empty, so the only user would be the shared demo user 'demo' / 'demo', and "
+        f"{host} is not a loopback address: anyone who can reach it would sign in as the same learner.",
+        "add a user: run `coursepilot hash-password NAME` and put the printed entry in COURSEPILOT_UI_USERS "
+        "(comma-separated for several); or listen on 127.0.0.1; or, for a throwaway demo, set "
+        "COURSEPILOT_UI_ALLOW_DEMO=1.",
+    )
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError when the port cannot be bound on `host` (another server has it, or no permission)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", "check --host / COURSEPILOT_UI_HOST."
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn sets too
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                f"stop the server already using port {port} (`ss -ltnp 'sport = :{port}'` shows it), or choose "
+                "another one with --port / COURSEPILOT_UI_PORT.",
+            ) from exc
+
+
 UIProcess = ProcessSpec
 
 
@@ -200,6 +264,7 @@ def ui_process(
 ) -> UIProcess:
     """The command, environment and folder `run_ui` uses (tests start it themselves with Popen)."""
     parse_users(settings.ui.users)  # fail here, with the fix, rather than at the first sign-in
+    check_demo(settings, host or settings.ui.host)
     root = app_root()
     argv = [
         sys.executable,
@@ -227,15 +292,46 @@ def ui_process(
 
 
 def run_ui(settings: Settings, host: str | None = None, port: int | None = None, headless: bool = True) -> int:
-    """Run the chat server until it stops (Ctrl+C); returns its exit code."""
+    """Run the chat server until it stops; returns its exit code (non-zero when it stopped on its own).
+
+    Signals sent to this process are forwarded to the server, which is then waited for.
+    """
     spec = ui_process(settings, host, port, headless)
+    check_port(host or settings.ui.host, port or settings.ui.port)
     if not settings.ui.users.strip():
         log.warning("COURSEPILOT_UI_USERS is empty: the demo user 'demo' / 'demo' can sign in.")
     proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd)
+    stopping: list[float] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not stopping:
+            stopping.append(time.monotonic())
+        if proc.poll() is None:  # SIGTERM even for Ctrl+C: uvicorn force-exits on a second SIGINT
+            proc.send_signal(signal.SIGTERM)
+
+    handled = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    previous = {signum: signal.signal(signum, forward) for signum in handled}
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return stop_process(proc, timeout=10)
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stopping and time.monotonic() - stopping[0] > STOP_TIMEOUT_S:
+                    log.warning("the chat server did not stop within %.0f s: killing it", STOP_TIMEOUT_S)
+                    proc.kill()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if proc.poll() is None:
+            stop_process(proc, timeout=STOP_TIMEOUT_S)
+    if stopping:
+        return 0  # stopped on request
+    if code == 0:  # Chainlit exits 0 even when uvicorn could not start (e.g. the port was taken meanwhile)
+        raise CoursePilotError(
+            "The chat server stopped on its own.", "see its log above (a port taken by another server?)."
+        )
+    return code
 
 
 __all__ = [
@@ -244,6 +340,10 @@ __all__ = [
     "app_root",
     "auth_secret",
     "authenticate",
+    "check_demo",
+    "check_port",
+    "demo_allowed",
+    "is_loopback",
     "parse_users",
     "run_ui",
     "settings_from_env",

@@ -8,6 +8,12 @@ Sources list repeats that exact name, which Chainlit turns into a link that open
 also get a Pdf element (named "file.pdf, p. N") opening the module at the cited page. Caption citations carry
 "(at mm:ss)"; when the media file sits beside the captions in the library they also get a Video element
 (named "file.mp4 at mm:ss") that opens at that time; otherwise the timestamp alone tells where to look.
+
+Hostile text: course text, titles, file names, learners' goals and model output all end up in Markdown. Course
+and learner text goes through `escape_md` (every Markdown character escaped, URLs not auto-linked); element
+names through `plain_name` (no brackets or markup, so Chainlit's name-to-link matching holds); answer text,
+which carries the model's formatting, through `neutralise` (images and links become plain text). The page's CSP
+(security.py) blocks remote images as a second line.
 """
 
 from __future__ import annotations
@@ -78,22 +84,117 @@ class Rendered:
     sources: list[SourceSpec] = field(default_factory=list)
 
 
+# -- hostile text into Markdown ---------------------------------------------------------------------------
+_MD_CHAR = re.compile(r"([\\`*_{}\[\]()#!|~<>])")
+_LINE_START = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))", re.MULTILINE)  # a list, rule or heading of its own
+_NAME_DROP = re.compile(r"[\\`*_\[\]<>|~#]")
+_IMAGE = re.compile(r"!\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\s?(?:\([^)\n]*\)|\[[^\]\n]*\])")
+_LINK = re.compile(r"(?<![\\!])\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\s?\(([^)\n]*)\)")
+_REF_DEF = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.MULTILINE)
+_AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]{1,20}:[^>\s]*)>", re.IGNORECASE)
+_EMAIL_AUTOLINK = re.compile(r"<([^>\s@]+@[^>\s]+)>")
+
+
+_BARE_URL = re.compile(
+    r"(?i)(?:\b[a-z][a-z0-9+.-]{1,20}://|\bwww\.)[^\s<>`]*[^\s<>`.,;:!?)\]'\"]"
+    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+)
+
+
+def _code(url: str) -> str:
+    """A URL or address as inline code: shown, never auto-linked (GFM links bare URLs even when escaped)."""
+    return f"`{url}`"
+
+
+def _unlink(text: str) -> str:
+    """No scheme://, www. or e-mail address is turned into a link by GFM's autolinking."""
+    return _BARE_URL.sub(lambda m: _code(m.group(0)), text)
+
+
+def escape_md(text: str) -> str:
+    """Course or learner text shown as exactly that text: no markup, image, link or list of its own."""
+    parts: list[str] = []
+    last = 0
+    text = str(text)
+    for match in _BARE_URL.finditer(text):
+        parts.append(_MD_CHAR.sub(r"\\\1", text[last : match.start()]))
+        parts.append(_code(match.group(0)))
+        last = match.end()
+    parts.append(_MD_CHAR.sub(r"\\\1", text[last:]))
+    return _LINE_START.sub(_escape_line_start, "".join(parts))
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    lead, mark = match.group(1), match.group(2)
+    return f"{lead}{mark}\\" if mark[0].isdigit() else f"{lead}\\{mark}"  # '1\.' / '\-'
+
+
+def plain_name(text: str) -> str:
+    """Text for an element name: Chainlit links the name where it appears, so it must hold no markup."""
+    return " ".join(_NAME_DROP.sub("", str(text)).replace("://", ": //").split())
+
+
+def neutralise(markdown: str) -> str:
+    """Answer text (model output, or sentences of course text) with its formatting, but no image and no link.
+
+    Images become '(image not shown: alt)', links their text only, link definitions are dropped, and bare
+    URLs stay plain text. Nothing in an answer can make the learner's browser fetch a URL.
+    """
+    text = _REF_DEF.sub("", markdown)
+    for _ in range(3):  # an image inside a link inside ...
+        text = _IMAGE.sub(lambda m: f"(image not shown{': ' if m.group(1).strip() else ''}{m.group(1).strip()})", text)
+        text = _LINK.sub(lambda m: m.group(1), text)
+    text = _AUTOLINK.sub(lambda m: m.group(1), text)
+    text = _EMAIL_AUTOLINK.sub(lambda m: m.group(1), text)
+    return _unlink(text)
+
+
+class SafeStream:
+    """Streams answer tokens as `neutralise` shows them: an image or link in model output is never rendered,
+    not even for the moment between its last token and the final message. A notice heads the message; a reset
+    takes back what was streamed; either makes the next token replace the whole content."""
+
+    def __init__(self, msg: Any) -> None:  # a cl.Message
+        self.msg = msg
+        self.notice = ""
+        self.streamed = ""
+        self.shown = ""
+        self.replace = False
+
+    async def token(self, text: str) -> None:
+        self.streamed += text
+        safe = neutralise(self.notice + self.streamed)
+        if not self.replace and safe.startswith(self.shown):
+            if safe != self.shown:
+                await self.msg.stream_token(safe[len(self.shown) :])
+        else:  # a notice, a reset, or an earlier part changed (a link closed): replace what is shown
+            await self.msg.stream_token(safe, is_sequence=True)
+            self.replace = False
+        self.shown = safe
+
+    def reset(self) -> None:
+        self.streamed, self.replace = "", True
+
+    def set_notice(self, text: str) -> None:
+        self.notice, self.replace = text, True
+
+
 # -- answers ----------------------------------------------------------------------------------------------
 def source_name(citation: Citation) -> str:
     """The element name shown in the Sources list and as the side panel's title."""
-    return f"[{citation.key}] {citation.label}"
+    return f"[{plain_name(citation.key)}] {plain_name(citation.label)}"
 
 
 def pdf_name(location: Location) -> str:
-    return f"{Path(location.module).name}, p. {location.page}"
+    return f"{plain_name(Path(location.module).name)}, p. {location.page}"
 
 
 def short_label(location: Location) -> str:
-    """'Module › Section (p. N)' without the course title."""
+    """'Module › Section (p. N)' without the course title, escaped for Markdown."""
     parts = [location.module_title]
     if location.section:
         parts.append(location.section[-1])
-    text = " › ".join(parts)
+    text = escape_md(" › ".join(parts))
     if location.timestamp is not None:
         return f"{text} (at {format_timestamp(location.timestamp)})"
     return f"{text} (p. {location.page})" if location.page else text
@@ -102,13 +203,14 @@ def short_label(location: Location) -> str:
 def passage_markdown(citation: Citation) -> str:
     """The side panel content: the cited passage and exactly where it lives."""
     loc = citation.location
-    quote = "\n".join(f"> {line}" if line.strip() else ">" for line in citation.snippet.strip().splitlines())
+    lines = citation.snippet.strip().splitlines()
+    quote = "\n".join(f"> {escape_md(line)}" if line.strip() else ">" for line in lines)
     rows = [
-        f"- **Course:** {loc.course_title}",
-        f"- **Module:** {loc.module_title} ({Path(loc.module).name})",
+        f"- **Course:** {escape_md(loc.course_title)}",
+        f"- **Module:** {escape_md(loc.module_title)} ({escape_md(Path(loc.module).name)})",
     ]
     if loc.section:
-        rows.append(f"- **Section:** {' › '.join(loc.section)}")
+        rows.append(f"- **Section:** {' › '.join(escape_md(s) for s in loc.section)}")
     if loc.page:
         rows.append(f"- **Page:** {loc.page}")
     if loc.timestamp is not None:
@@ -164,7 +266,7 @@ def video_source(citation: Citation, library_dir: Path | None, folders: Mapping[
     course_dir = (Path(library_dir or ".") / folders.get(loc.course_id, loc.course_id)).resolve()
     return SourceSpec(
         kind="video",
-        name=f"{path.name} at {format_timestamp(loc.timestamp)}",
+        name=f"{plain_name(path.name)} at {format_timestamp(loc.timestamp)}",
         path=path,
         course_id=loc.course_id,
         module=path.relative_to(course_dir).as_posix(),
@@ -185,9 +287,9 @@ def render_answer(
     parts: list[str] = []
     if answer.fallback_reason:
         parts.append(f"> ⚠ {answer.fallback_reason}")
-    parts.append(_READ_NEXT.sub("", answer.text).strip())
+    parts.append(neutralise(_READ_NEXT.sub("", answer.text).strip()))
     if answer.read_next is not None:
-        parts.append(f"**Read next:** {answer.read_next.label()}")
+        parts.append(f"**Read next:** {escape_md(answer.read_next.label())}")
     sources: list[SourceSpec] = []
     lines: list[str] = []
     pdf_names: set[str] = set()
@@ -233,13 +335,13 @@ def render_answer(
 
 def _suggestion_line(suggestion: CourseSuggestion) -> str:
     where = f" — {short_label(suggestion.sections[0])}" if suggestion.sections else ""
-    return f"- **{suggestion.title}** ({suggestion.level}){where}"
+    return f"- **{escape_md(suggestion.title)}** ({escape_md(suggestion.level)}){where}"
 
 
 def render_refusal(answer: Answer) -> str:
     """A plain 'not in the library' plus the closest courses."""
     if not answer.suggestions:
-        return answer.text
+        return neutralise(answer.text)
     lines = [NO_ANSWER_TEXT, "", "**Closest material in the library:**"]
     lines += [_suggestion_line(s) for s in answer.suggestions[:3]]
     return "\n".join(lines)
@@ -255,7 +357,7 @@ def render_find(result: FindResult) -> str:
         )
     lines = ["**Courses that teach this:**", ""]
     for number, course in enumerate(result.courses, start=1):
-        lines.append(f"{number}. **{course.title}** · {course.level}")
+        lines.append(f"{number}. **{escape_md(course.title)}** · {escape_md(course.level)}")
         seen: list[str] = []
         for loc in course.sections:
             label = short_label(loc)
@@ -281,35 +383,35 @@ def progress_line(playlist: Playlist) -> str:
 def render_playlist(playlist: Playlist, saved: bool = False) -> str:
     """An ordered checklist with minutes, reason and source per step, and an 'x of y done' line."""
     if not playlist.covered or not playlist.items:
-        text = playlist.message or "I couldn't build a learning path for this from the library."
+        text = neutralise(playlist.message or "I couldn't build a learning path for this from the library.")
         if playlist.suggestions:
             text += "\n\n**Closest material in the library:**\n" + "\n".join(
                 _suggestion_line(s) for s in playlist.suggestions[:3]
             )
         return text
-    goal = playlist.goal.strip().rstrip("?.!")
+    goal = escape_md(playlist.goal.strip().rstrip("?.!"))
     done, total = playlist_counts(playlist)
     budget = f" (budget {playlist.budget_minutes} min)" if playlist.budget_minutes else ""
     lines = [f"**Learning path:** {goal}", ""]
     lines.append(f"**{done} of {total} done** · {total} steps · {playlist.total_minutes} min{budget}")
     if playlist.intro:
-        lines += ["", playlist.intro.strip()]
+        lines += ["", neutralise(playlist.intro.strip())]
     lines.append("")
     for number, item in enumerate(playlist.items, start=1):
         box = "[x]" if item.status == "done" else "[ ]"
-        title = f"~~{item.title}~~" if item.status == "done" else f"**{item.title}**"
+        title = f"~~{escape_md(item.title)}~~" if item.status == "done" else f"**{escape_md(item.title)}**"
         rows = [f"{number}. {box} {title} · {item.minutes} min"]
         why = item.why.strip()
         if item.is_prerequisite and "prerequisite" not in why.lower():
             why = f"Prerequisite. {why}".strip()
         if why:
-            rows.append(f"   {why}")
+            rows.append(f"   {escape_md(why)}")
         if item.evidence is not None:
-            rows.append(f"   Source: {item.evidence.label}")
+            rows.append(f"   Source: {escape_md(item.evidence.label)}")
         lines.append("  \n".join(rows))  # two spaces: a line break inside the list item
     if playlist.left_out:
         minutes = sum(i.minutes for i in playlist.left_out)
-        names = ", ".join(i.title for i in playlist.left_out)
+        names = ", ".join(escape_md(i.title) for i in playlist.left_out)
         lines += ["", f"_Left out to fit your time ({minutes} min):_ {names}"]
     if playlist.skipped_done:
         lines += ["", f"_Skipped {len(playlist.skipped_done)} item(s) you have already completed._"]
@@ -387,9 +489,9 @@ def render_progress(view: ProgressView) -> str:
     lines += ["", "**Saved learning paths**", ""]
     for number, saved in enumerate(view.playlists, start=1):
         path = saved.playlist
-        goal = saved.goal.strip().rstrip("?.!")
+        goal = escape_md(saved.goal.strip().rstrip("?.!"))
         next_item = next((i for i in path.items if i.status != "done"), None)
-        nxt = f" · next: {next_item.title}" if next_item else " · complete"
+        nxt = f" · next: {escape_md(next_item.title)}" if next_item else " · complete"
         lines.append(f"{number}. **{goal}** — {progress_line(path)}{nxt} · saved {saved.created_at:%d %b %Y}")
     return "\n".join(lines)
 
@@ -405,6 +507,19 @@ def render_error(exc: BaseException) -> str:
             text += f" Try this: {exc.fix}"
         return text
     return GENERIC_ERROR
+
+
+NOT_SAVED = (
+    "Heads up: your history is not being saved right now, so this conversation, your progress and saved paths "
+    "may be gone next time. I can still answer. Please let your L&D team know."
+)
+
+
+def refused_message(reason: str, length: int, limit: int) -> str:
+    """The reply to a message the gate refused ('too_long' or 'rate'); the message itself is not stored."""
+    if reason == "too_long":
+        return too_long(length, limit)
+    return f"You're sending messages faster than I can take them (up to {limit} a minute). Please wait a moment."
 
 
 def too_long(length: int, limit: int) -> str:
