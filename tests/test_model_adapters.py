@@ -102,7 +102,8 @@ def test_ingest_pipeline_embeds_with_the_given_embedder(tmp_path: Path) -> None:
     injected = CountingEmbedder(settings.embedding)
     report = IngestPipeline(settings, embedder=injected).run(lib)
     assert report.ok and report.chunks_embedded > 0
-    assert sum(n for n, query in injected.calls if not query) == report.chunks_embedded
+    # The given embedder embeds everything the ingest embeds: chunks and the heading trails of their sections.
+    assert sum(n for n, query in injected.calls if not query) == report.chunks_embedded + report.sections_embedded
 
 
 PLUGIN = """

@@ -164,3 +164,26 @@ def test_a_damaged_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_model(bad)
     assert "fit-ranker" in (caught.value.fix or "")
+
+
+def test_a_tiny_library_is_not_refused_by_statistics_it_is_too_small_for(tmp_path: Path) -> None:
+    """A one-course, two-passage library: the calibrated model's z-scores are meaningless, the thresholds decide."""
+    from assistant.pilot import CoursePilot
+    from ingest.pipeline import IngestPipeline
+
+    course = tmp_path / "library" / "one-to-ones"
+    course.mkdir(parents=True)
+    (course / "course.yaml").write_text(
+        "id: one-to-ones\ntitle: Running One-to-Ones\nmodules:\n  - path: talk.md\n    title: The first ten minutes\n"
+    )
+    (course / "talk.md").write_text(
+        "# Running a one-to-one\n\nStart every one-to-one by asking what is on their mind, not with your own agenda."
+        " If they have nothing to raise, ask about blockers and wins from last week.\n"
+    )
+    settings = make_settings(tmp_path, library={"dir": str(tmp_path / "library")})
+    assert IngestPipeline(settings).run(tmp_path / "library").ok
+    pilot = CoursePilot(settings)
+    result = pilot.retriever.retrieve("What should I ask about blockers and wins?")
+    assert result.supported is None and result.answer_probability is None
+    assert not pilot.ask("What should I ask about blockers and wins?").refused
+    assert pilot.ask("How do I file my expense report?").refused

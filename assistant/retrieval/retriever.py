@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # How many of the best BM25 hits are checked against the vector store when dense search did not return them.
 _BLIND_CHECK = 3
 
+# Fewer dense candidates than this (a tiny library) and the calibrated refusal model is not used.
+MIN_LEARNED_REFUSAL_POOL = 20
+
 
 @dataclass
 class Ranked:
@@ -142,7 +145,9 @@ class Retriever:
 
             reranked = rerank(query, lists, self.index, cfg.rerank_pool)
             fused = reranked.fused
-            if cfg.refusal == "learned":
+            # The refusal model reads z-scored and relative signals: over a handful of candidates (a library of a
+            # few chunks) those statistics mean nothing, so the two thresholds decide there instead.
+            if cfg.refusal == "learned" and len(lists.dense.ids) >= MIN_LEARNED_REFUSAL_POOL:
                 answer_probability, supported = reranked.answer_probability, reranked.supported
             timings["rerank"] = (time.perf_counter() - t3) * 1000
         evidence = self._evidence(fused, lists, k)
