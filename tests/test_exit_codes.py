@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from assistant.apps import cli
+from assistant.apps import cli, cli_common
 from assistant.core.errors import (
     ConfigError,
     CoursePilotError,
@@ -45,13 +45,13 @@ def run_cli(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_the_table_maps_each_error_class() -> None:
-    assert cli.exit_code(ServiceUnavailableError("x")) == cli.EXIT_SERVICE == 3
-    assert cli.exit_code(ModelCallError("timed out", 3)) == cli.EXIT_SERVICE
-    assert cli.exit_code(ModelError("x")) == cli.EXIT_SERVICE
-    assert cli.exit_code(ConfigError("x")) == cli.EXIT_USAGE == 2
-    assert cli.exit_code(IndexMissingError("x")) == cli.EXIT_USAGE
-    assert cli.exit_code(CoursePilotError("x")) == cli.EXIT_USAGE
-    assert cli.exit_code(RuntimeError("x")) == cli.EXIT_INTERNAL == 4
+    assert cli_common.exit_code(ServiceUnavailableError("x")) == cli_common.EXIT_SERVICE == 3
+    assert cli_common.exit_code(ModelCallError("timed out", 3)) == cli_common.EXIT_SERVICE
+    assert cli_common.exit_code(ModelError("x")) == cli_common.EXIT_SERVICE
+    assert cli_common.exit_code(ConfigError("x")) == cli_common.EXIT_USAGE == 2
+    assert cli_common.exit_code(IndexMissingError("x")) == cli_common.EXIT_USAGE
+    assert cli_common.exit_code(CoursePilotError("x")) == cli_common.EXIT_USAGE
+    assert cli_common.exit_code(RuntimeError("x")) == cli_common.EXIT_INTERNAL == 4
 
 
 def test_exit_0_on_success(tmp_path: Path) -> None:
