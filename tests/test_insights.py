@@ -108,6 +108,8 @@ def seeded(pilot: CoursePilot, tmp_path_factory: pytest.TempPathFactory) -> dict
         store.set_progress("alice", item.item_id)
     store.set_progress("bob", paths["bob"].playlist.items[0].item_id)  # bob does one step, carol none
 
+    # The sample index is shared by the session: a report another test ran may have written the snapshot already.
+    snapshot_path(pilot).unlink(missing_ok=True)
     report = build_report(store, pilot, eval_dataset=GOLDEN)
     return {"store": store, "report": report, "planted": planted_ids, "down": [entries[c] for c in down], "tmp": tmp}
 

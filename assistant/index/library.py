@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from assistant.core.errors import IndexMismatchError, IndexMissingError
 from assistant.core.settings import Settings
 from assistant.index.ledger import Ledger, open_ledger
@@ -59,12 +61,32 @@ class LibraryIndex:
     def sections_path(self) -> Path:
         return self.dir / "sections.json"
 
+    def reopen_vectors(self) -> None:
+        """Open the vector reader again (chunks and heading trails), to search what another process wrote since."""
+        self.store.reopen()
+        if self._section_store is not None:
+            # Both collections live in one Chroma folder: the heading store takes the chunk store's new client,
+            # since its old one still reads the index as it was (Chroma said "Error finding id").
+            self._section_store.client = self.store.client
+            self._section_store._collection = None
+
     @property
     def section_store(self) -> VectorStore:
         """The Chroma collection of heading-trail vectors, next to the chunk collection."""
         if self._section_store is None:
             self._section_store = VectorStore(self.settings, f"{self.name}-sections")
         return self._section_store
+
+    def _section_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Heading vectors by id; a reader that missed another process's ingest is reopened and asked again."""
+        if not ids or not self.section_store.exists():
+            return {}
+        try:
+            return self.section_store.vectors(ids)
+        except Exception as exc:  # embedded Chroma: "Error finding id" from a reader older than the ledger
+            log.warning("heading vectors could not be read (%s): reopening the vector store", exc)
+            self.reopen_vectors()
+            return self.section_store.vectors(ids)
 
     def sections(self) -> SectionIndex:
         """Heading vectors, heading BM25 and chunk -> section, for the ledger's current generation."""
@@ -76,8 +98,7 @@ class LibraryIndex:
                 )
                 skills = skills_by_course(self.ledger.courses())
                 ids = sorted(mapping.texts(skills))
-                vectors = self.section_store.vectors(ids) if ids and self.section_store.exists() else {}
-                self._sections = (key, SectionIndex(mapping, skills, vectors))
+                self._sections = (key, SectionIndex(mapping, skills, self._section_vectors(ids)))
             return self._sections[1]
 
     @property
@@ -109,7 +130,7 @@ class LibraryIndex:
             elif generation != self._lexical_generation:
                 started = time.perf_counter()
                 self._lexical, self._lexical_generation = self._follow(self._lexical, self._lexical_generation)
-                self.store.reopen()
+                self.reopen_vectors()
                 log.info(
                     "index followed the ledger to generation %d in %.0f ms",
                     self._lexical_generation,
@@ -168,7 +189,7 @@ class LibraryIndex:
         log.warning("the index folder %s was replaced; opening it again", self.dir)
         with self._lock:
             self.ledger = open_ledger(self.settings, self.name, self.dir)
-            self.store.reopen()
+            self.reopen_vectors()
             self._lexical, self._lexical_generation = None, -1
             self._ledger_id = current
 

@@ -62,6 +62,7 @@ class VectorStore:
                 f"`coursepilot ingest --full {settings.library.dir}` to rebuild it from the course files.",
             ) from exc
         self._collection: Any = None
+        self.reopens = 0  # how often the reader was opened again (a question seeing it move retrieves again)
 
     def _embedded_client(self) -> Any:
         import chromadb
@@ -81,6 +82,7 @@ class VectorStore:
         so the new client loads the index as it is now. Searches still running on the old client finish on it.
         A Chroma server needs none of this: it serves what was written.
         """
+        self.reopens += 1
         if self.mode == "embedded":
             from chromadb.api.shared_system_client import SharedSystemClient
 

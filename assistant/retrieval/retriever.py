@@ -111,7 +111,13 @@ class Retriever:
         ledger serves but dense search cannot reach means this worker's vector reader missed an ingest. That is
         logged, the reader is reopened and the question retrieved again, once.
         """
+        reopens = self.index.store.reopens
         result, vector, lexical_only = self._retrieve(query, k, course_ids, levels)
+        if self.index.store.reopens != reopens:
+            # Reading the heading vectors found the reader older than the ledger and reopened it: the dense list
+            # of this question came from the old reader.
+            log.warning("dense search cannot see what the ledger serves (a stale vector reader): retrieving again")
+            return self._retrieve(query, k, course_ids, levels)[0]
         blind = set(lexical_only) - self.index.store.visible(vector, lexical_only) if lexical_only else set()
         if blind:
             log.warning(
@@ -121,7 +127,7 @@ class Retriever:
                 ", ".join(sorted(blind)[:3]),
                 self.index.lexical_generation,
             )
-            self.index.store.reopen()
+            self.index.reopen_vectors()
             result = self._retrieve(query, k, course_ids, levels)[0]
         return result
 
