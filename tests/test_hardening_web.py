@@ -501,6 +501,17 @@ def test_security_headers_and_secure_cookies(web: dict[str, Any]) -> None:
     assert proxied.status_code == 200 and "; secure" in proxied.headers["set-cookie"].lower()
 
 
+def test_signing_out_one_device_keeps_the_other_signed_in(web: dict[str, Any]) -> None:
+    """Two sign-ins of one user within a second used to get the same token, so signing out one (its hash is
+    revoked) signed out the other: seen as other tests' BOB session turning 401 in a fast run."""
+    base = web["base"]
+    phone, laptop = login(base, ALICE), login(base, ALICE)
+    assert phone != laptop
+    assert httpx.post(f"{base}/logout", headers=cookie(phone)).status_code == 200
+    assert httpx.get(f"{base}/user", headers=cookie(phone)).status_code == 401
+    assert httpx.get(f"{base}/user", headers=cookie(laptop)).status_code == 200
+
+
 def test_sessions_are_short_and_sign_out_revokes_the_token(web: dict[str, Any]) -> None:
     base = web["base"]
     token = login(base, BOB)

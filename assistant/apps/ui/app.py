@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
@@ -214,7 +215,12 @@ async def auth_callback(username: str, password: str) -> cl.User | None:
         await asyncio.to_thread(store().ensure_learner, user.id, "", user.role)
     except Exception:
         log.exception("could not record learner %s", user.id)
-    return cl.User(identifier=user.id, metadata={"role": user.role, "provider": "credentials"})
+    # A nonce per sign-in: two sign-ins in one second would otherwise get the same token, and signing out one
+    # (its hash is revoked) would sign out the other device too.
+    return cl.User(
+        identifier=user.id,
+        metadata={"role": user.role, "provider": "credentials", "session": secrets.token_hex(8)},
+    )
 
 
 @cl.set_starters
