@@ -141,9 +141,31 @@ class Ledger(abc.ABC):
         calling `on_wait(holder)` once.
         """
 
+    # One connection per thread, opened on first use: `_local` is a threading.local() set by each backend.
+    _local: Any
+
     @abc.abstractmethod
+    def _connect(self) -> Any:
+        """A new connection to the ledger database."""
+
+    def _usable(self, conn: Any) -> bool:
+        """Whether this thread's connection can still be used (PostgreSQL's can be closed by the server)."""
+        return True
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not self._usable(conn):
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
     def close(self) -> None:
         """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     @abc.abstractmethod
     def describe(self) -> str:

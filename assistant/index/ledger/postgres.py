@@ -83,19 +83,8 @@ class PostgresLedger(Ledger):
         conn.execute(f'SET search_path TO "{self.schema}"')
         return conn
 
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._connect()
-            self._local.conn = conn
-            self._local.depth = 0
-        return conn
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+    def _usable(self, conn: Any) -> bool:
+        return not conn.closed
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn().execute(sql.replace("?", "%s"), params)

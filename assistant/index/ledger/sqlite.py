@@ -51,20 +51,6 @@ class SqliteLedger(Ledger):
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            self._local.depth = 0
-        return conn
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn().execute(sql, params)
 
