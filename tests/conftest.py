@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,21 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield host, port
 
 
+def wait_for_health(base: str, proc: subprocess.Popen, log_path: Path, what: str, timeout: float = 120) -> None:
+    """Poll `base`/health until it answers 200; fail with the server's log if it exits or takes too long."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"{what} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def running_chat_server(
     settings: Settings, tmp: Path, users: str, log_artifact: str, auth_secret: str | None = None, **ui: object
@@ -101,7 +117,6 @@ def running_chat_server(
     `ui` sets other UI settings (e.g. messages_per_minute=5).
     """
     import secrets
-    import urllib.request
 
     from pydantic import SecretStr
 
@@ -119,17 +134,7 @@ def running_chat_server(
         proc = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"the chat server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_health(base, proc, log_path, "the chat server")
         yield base, settings
     finally:
         stop_process(proc, timeout=20)

@@ -13,15 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from chat_client import Session, login, run_session
-from conftest import ARTIFACTS, SAMPLE_LIBRARY, free_port, make_settings
+from conftest import ARTIFACTS, SAMPLE_LIBRARY, free_port, make_settings, wait_for_health
 from hosts import stop_group
 
 pytestmark = [pytest.mark.slow]
@@ -76,17 +74,7 @@ def _running_ui(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"`coursepilot ui` did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_health(base, proc, log_path, "`coursepilot ui`")
         yield base
     finally:
         stop_group(proc)
