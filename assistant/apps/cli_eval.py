@@ -225,6 +225,7 @@ def eval_fit_ranker(
         f"{report.train_false_refusal_rate:.1%} of answerable refused, {report.train_excluded_refused:.1%} of "
         "excluded-course questions refused"
     )
+    out.print(f"refusal on each train set: {report.refusal_train}", markup=False, highlight=False)
 
 
 @eval_app.command("ablation")

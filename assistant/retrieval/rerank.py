@@ -8,8 +8,9 @@ import numpy as np
 
 from assistant.index.library import LibraryIndex
 from assistant.retrieval.features import FEATURES, CandidateSet, candidate_features
+from assistant.retrieval.library_scale import library_scale
 from assistant.retrieval.ranker import LinearModel, shipped_ranker, shipped_refusal
-from assistant.retrieval.refusal import REFUSAL_FEATURES, refusal_signals
+from assistant.retrieval.refusal import REFUSAL_FEATURES, RefusalInputs, refusal_inputs, refusal_signals
 from assistant.retrieval.retriever import CandidateLists
 
 
@@ -37,6 +38,20 @@ def features_for(query: str, lists: CandidateLists, index: LibraryIndex, pool: i
     )
 
 
+def inputs_for(query: str, lists: CandidateLists, index: LibraryIndex, cands: CandidateSet) -> RefusalInputs:
+    """The refusal model's inputs beyond the ranker's features (term evidence, library-relative cosines)."""
+    sections = index.sections()
+    return refusal_inputs(
+        query,
+        cands.ids,
+        max(lists.dense.scores, default=0.0),
+        cands.best_heading_dense,
+        index.lexical(),
+        sections,
+        library_scale(index, sections),
+    )
+
+
 def order_by(lists: CandidateLists, cands: CandidateSet, logits: np.ndarray) -> list[tuple[str, float]]:
     """The pool by logit (ties by id), then the rest of the fused list in its order, below every pool score."""
     pool = sorted(zip(cands.ids, logits.tolist(), strict=True), key=lambda item: (-item[1], item[0]))
@@ -57,7 +72,7 @@ def rerank(
     refusal = refusal or shipped_refusal()
     cands = features_for(query, lists, index, pool)
     logits = ranker.logits(cands.features, FEATURES) if cands.ids else np.zeros(0)
-    signals = refusal_signals(cands, logits, max(lists.dense.scores, default=0.0))
+    signals = refusal_signals(cands, ranker, inputs_for(query, lists, index, cands))
     probability = float(refusal.probability(signals, REFUSAL_FEATURES)[0])
     return Reranked(
         fused=order_by(lists, cands, logits),
