@@ -163,3 +163,19 @@ def test_excluded_lists_remove_the_gold_and_fuse_again() -> None:
     out = excluded_lists(lists, {"gold"}, retriever)
     assert out.dense.ids == ["a", "b"] and out.lexical.ids == ["b"]
     assert [c for c, _ in out.fused] and "gold" not in {c for c, _ in out.fused}
+
+
+def test_without_heading_vectors_to_measure_the_scale_the_two_thresholds_decide(tmp_path: Path) -> None:
+    """An index whose heading vectors are gone (an older index, a lost collection): no scale, no learned decision."""
+    from assistant.retrieval.retriever import Retriever
+    from ingest.pipeline import IngestPipeline
+
+    library = tmp_path / "library"
+    shutil.copytree(LIBRARY, library)
+    settings = make_settings(tmp_path, library={"dir": str(library)})
+    assert IngestPipeline(settings).run(library).ok
+    LibraryIndex(settings).section_store.drop()
+    index = LibraryIndex(settings)
+    assert not index.sections().has_vector.any()
+    result = Retriever(index).retrieve(HEADING_QUESTION)
+    assert result.supported is None and result.answer_probability is None

@@ -31,7 +31,8 @@ _NEIGHBOURS = 12
 # Measured again after this many ledger generations, or when the section count moved by this share.
 _MAX_GENERATIONS = 50
 _MAX_DRIFT = 0.10
-# Fewer pseudo-queries than this and the z-scores are not trusted: the signals stay neutral (0).
+# Fewer pseudo-queries than this (no heading vectors, one section) and the z-scores are not trusted: the
+# calibrated decision is not used (the retriever falls back to the two thresholds).
 _MIN_SAMPLES = 4
 
 
@@ -45,11 +46,16 @@ class LibraryScale:
     heading_sd: float
     samples: int
 
+    @property
+    def trusted(self) -> bool:
+        """Whether enough pseudo-queries were asked for the z-scores to mean something."""
+        return self.samples >= _MIN_SAMPLES
+
     def dense_z(self, cosine: float) -> float:
-        return (cosine - self.dense_mean) / self.dense_sd if self.samples >= _MIN_SAMPLES else 0.0
+        return (cosine - self.dense_mean) / self.dense_sd if self.trusted else 0.0
 
     def heading_z(self, cosine: float) -> float:
-        return (cosine - self.heading_mean) / self.heading_sd if self.samples >= _MIN_SAMPLES else 0.0
+        return (cosine - self.heading_mean) / self.heading_sd if self.trusted else 0.0
 
 
 NEUTRAL = LibraryScale(0.0, 1.0, 0.0, 1.0, 0)

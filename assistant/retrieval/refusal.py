@@ -49,6 +49,7 @@ class RefusalInputs:
     salient: np.ndarray  # per pool candidate
     dense_lib_z: float
     heading_lib_z: float
+    scaled: bool = True  # whether the library's scale could be measured (else the z-scores are 0)
 
 
 EMPTY_INPUTS = RefusalInputs(np.zeros(0), -5.0, -5.0)
@@ -89,7 +90,10 @@ def refusal_inputs(
             in_heading = _counts(sections.lexical, [sections.chunk_row.get(c) for c in ids], terms) > 0
         salient = (((in_heading | (counts >= 2)) * idf).sum(axis=1) / total).astype(np.float32)
     return RefusalInputs(
-        salient=salient, dense_lib_z=scale.dense_z(max_dense), heading_lib_z=scale.heading_z(best_heading_dense)
+        salient=salient,
+        dense_lib_z=scale.dense_z(max_dense),
+        heading_lib_z=scale.heading_z(best_heading_dense),
+        scaled=scale.trusted,
     )
 
 

@@ -21,6 +21,7 @@ class Reranked:
     logits: np.ndarray
     answer_probability: float
     supported: bool
+    calibrated: bool = True  # False: the library's scale could not be measured, the decision is not to be used
 
 
 def features_for(query: str, lists: CandidateLists, index: LibraryIndex, pool: int) -> CandidateSet:
@@ -72,7 +73,8 @@ def rerank(
     refusal = refusal or shipped_refusal()
     cands = features_for(query, lists, index, pool)
     logits = ranker.logits(cands.features, FEATURES) if cands.ids else np.zeros(0)
-    signals = refusal_signals(cands, ranker, inputs_for(query, lists, index, cands))
+    inputs = inputs_for(query, lists, index, cands)
+    signals = refusal_signals(cands, ranker, inputs)
     probability = float(refusal.probability(signals, REFUSAL_FEATURES)[0])
     return Reranked(
         fused=order_by(lists, cands, logits),
@@ -80,4 +82,5 @@ def rerank(
         logits=logits,
         answer_probability=probability,
         supported=probability >= refusal.threshold,
+        calibrated=inputs.scaled,
     )
