@@ -7,6 +7,7 @@ section whose example subject line mentions timesheets once (a term in passing, 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
 
     index = LibraryIndex(library_settings)
     sections = index.sections()
+    ls.scale_path(index).unlink(missing_ok=True)  # measured by the tests before
     measured: list[int] = []
     real = ls.measure_scale
 
@@ -106,8 +108,13 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     # Three courses: each heading is compared with the other courses' chunks and headings.
     assert first.samples == min(ls.SAMPLE, int(sections.has_vector.sum()))
     assert first.dense_z(first.dense_mean) == 0.0 and first.dense_sd > 0
+    # Another worker (a new index object) reads the measurement from the file next to the index.
+    assert ls.library_scale(LibraryIndex(library_settings), sections) == first and len(measured) == 1
     # Many ingests later the scale is measured again.
     ls._CACHE[index].generation -= 1000
+    path = ls.scale_path(index)
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps({**body, "generation": body["generation"] - 1000}))
     ls.library_scale(index, sections)
     assert len(measured) == 2
 

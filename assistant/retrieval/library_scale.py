@@ -9,20 +9,27 @@ cosine is what "close, but not the place" looks like in this library (the place 
 its top-level section in a one-course library); the best heading elsewhere is the same for heading cosines. A question's best cosines are then read as z-scores
 against those two distributions.
 
-The scale is kept per index and measured again only when the library has changed enough (a tenth of its
-sections, or many ledger generations): a few dozen vector queries, once per worker.
+The scale is kept in memory and in a small file next to the index (every worker and restart reuses it), and
+measured again only when the library has changed enough (a tenth of its sections, or many ledger
+generations): a few dozen vector queries each time.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from assistant.index.library import LibraryIndex
 from assistant.index.sections import SectionIndex
+
+log = logging.getLogger(__name__)
 
 # Headings asked as pseudo-queries (evenly spaced over the library's sections; deterministic).
 SAMPLE = 64
@@ -120,23 +127,60 @@ class _Cached:
     sections: int
     scale: LibraryScale
 
+    def fresh(self, generation: int, sections: int) -> bool:
+        drift = abs(sections - self.sections) / max(self.sections, 1)
+        return drift <= _MAX_DRIFT and 0 <= generation - self.generation < _MAX_GENERATIONS
+
 
 _CACHE: weakref.WeakKeyDictionary[LibraryIndex, _Cached] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+_VERSION = 1
+
+
+def scale_path(index: LibraryIndex) -> Path:
+    """Where the scale is kept next to the index, so that every worker and restart reuses one measurement."""
+    return index.dir / "library-scale.json"
+
+
+def _load(path: Path) -> _Cached | None:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("version") != _VERSION:
+            return None
+        return _Cached(int(body["generation"]), int(body["sections"]), LibraryScale(**body["scale"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save(path: Path, cached: _Cached) -> None:
+    body = {
+        "version": _VERSION,
+        "generation": cached.generation,
+        "sections": cached.sections,
+        "scale": asdict(cached.scale),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only index folder: the scale is kept in memory only
+        log.info("the library scale could not be saved to %s (%s)", path, exc)
 
 
 def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> LibraryScale:
-    """The index's scale, measured on first use and again once the library has changed enough."""
+    """The index's scale: kept in memory and in a file next to the index, measured again only once the library
+    has changed enough (a tenth of its sections, or `_MAX_GENERATIONS` ledger generations)."""
     if sections is None or not len(sections):
         return NEUTRAL
-    generation = index.ledger.generation
+    generation, count = index.ledger.generation, len(sections)
     with _LOCK:
         cached = _CACHE.get(index)
-    if cached is not None:
-        drift = abs(len(sections) - cached.sections) / max(cached.sections, 1)
-        if drift <= _MAX_DRIFT and 0 <= generation - cached.generation < _MAX_GENERATIONS:
-            return cached.scale
-    scale = measure_scale(index, sections)
-    with _LOCK:
-        _CACHE[index] = _Cached(generation, len(sections), scale)
-    return scale
+    if cached is None or not cached.fresh(generation, count):
+        cached = _load(scale_path(index))
+        if cached is None or not cached.fresh(generation, count):
+            cached = _Cached(generation, count, measure_scale(index, sections))
+            _save(scale_path(index), cached)
+        with _LOCK:
+            _CACHE[index] = cached
+    return cached.scale
