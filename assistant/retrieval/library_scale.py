@@ -101,7 +101,12 @@ def measure_scale(index: LibraryIndex, sections: SectionIndex, sample: int = SAM
             parent_of_row.setdefault(row, sections.chunk_parent.get(cid, -1))
         place = np.asarray([str(parent_of_row.get(r, -1 - r)) for r in range(len(sections))])
     dense_best: list[float] = []
-    heading_best: list[float] = []
+    # Heading cosines of the sample against every heading in one product; the same place and headings without
+    # a vector are masked out.
+    sims = sections.matrix[rows] @ sections.matrix.T
+    sims[(place[rows][:, None] == place[None, :]) | ~sections.has_vector[None, :]] = -np.inf
+    best = sims.max(axis=1)
+    heading_best = [float(v) for v in best[np.isfinite(best)]]
     for row in rows.tolist():
         vector = sections.matrix[row]
         if len(names) > 1:
@@ -113,9 +118,6 @@ def measure_scale(index: LibraryIndex, sections: SectionIndex, sample: int = SAM
             off = [s for cid, s in hits if place[sections.chunk_row.get(cid, row)] != place[row]]
         if off:
             dense_best.append(max(off))
-        other = (place != place[row]) & sections.has_vector
-        if other.any():
-            heading_best.append(float((sections.matrix[other] @ vector).max()))
     d_mean, d_sd = _spread(dense_best)
     h_mean, h_sd = _spread(heading_best)
     return LibraryScale(d_mean, d_sd, h_mean, h_sd, min(len(dense_best), len(heading_best)))
