@@ -7,8 +7,9 @@ candidate generation per question, and every row scored from those same candidat
 * the shipped learned ranker, and the ranker with one group of features held at its training mean
   (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it).
 
-Refusal figures use the shipped calibrated decision: false refusals on answerable questions, the share
-refused with the gold course left out (openstax), and refusal precision and recall on the golden set.
+Refusal figures use the shipped calibrated decision, beside the previous two-threshold rule: false refusals on
+answerable questions, the share refused with the gold course (openstax) or the gold documents (SciFact) left
+out and the precision of refusals, and refusal precision and recall on the golden set.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from assistant.retrieval.retriever import Retriever
 from evals.dataset import ExpectedLocation
 from evals.metrics import matches_any
 from evals.ranking import BASELINES, QueryCase, beir_cases, hit_rate, library_cases, mean_ndcg, ranked_ids, refusal_rows
-from evals.refusal_data import refusal_score, threshold_refused
+from evals.refusal_data import beir_excluded_cases, refusal_score, threshold_refused
 
 Progress = Callable[[int, int], None]
 
@@ -64,6 +65,9 @@ class RefusalFigures(BaseModel):
     openstax_false_refusal_rate: float | None = None
     openstax_excluded_refused: float | None = None
     openstax_refusal_precision: float | None = None
+    scifact_false_refusal_rate: float | None = None
+    scifact_excluded_refused: float | None = None
+    scifact_refusal_precision: float | None = None
     golden_refusal_precision: float | None = None
     golden_refusal_recall: float | None = None
     golden_false_refusal_rate: float | None = None
@@ -96,11 +100,11 @@ def _figures(
     refused: Callable[[list[QueryCase]], np.ndarray],
 ) -> dict[str, float | None]:
     score = refusal_score(refused(answerable), refused(unanswerable))
-    if name == "openstax":
+    if name != "golden":  # the exclusion trick: the unanswerable instances are the excluded ones
         return {
-            "openstax_false_refusal_rate": score.false_refusal_rate,
-            "openstax_excluded_refused": score.recall,
-            "openstax_refusal_precision": score.precision,
+            f"{name}_false_refusal_rate": score.false_refusal_rate,
+            f"{name}_excluded_refused": score.recall,
+            f"{name}_refusal_precision": score.precision,
         }
     return {
         "golden_refusal_precision": score.precision,
@@ -162,7 +166,9 @@ def run_ablation(
         data = load_dataset(scifact_dir, split)
         bench = benchmark_settings(settings, work_dir / "scifact")
         index, _ = open_beir_index(data, bench, progress)
-        sets["scifact"] = beir_cases(index, Retriever(index, bench.retrieval), data, pool, progress)
+        beir_retriever = Retriever(index, bench.retrieval)
+        sets["scifact"] = beir_cases(index, beir_retriever, data, pool, progress)
+        refusal_sets["scifact"] = (sets["scifact"], beir_excluded_cases(index, beir_retriever, data, pool, progress))
     if openstax_dir is not None:
         lib_settings = library_settings(settings, work_dir / openstax_dir.name)
         index = open_library_index(openstax_dir / "library", lib_settings)

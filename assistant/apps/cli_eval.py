@@ -243,6 +243,9 @@ def eval_ablation(
         ".coursepilot/benchmarks"
     ),
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the README table.")] = False,
+    split: Annotated[
+        str, typer.Option("--split", help="openstax and SciFact split: 'test' (confirm once) or 'train'.")
+    ] = "test",
     as_json: JsonFlag = False,
 ) -> None:
     """Each retrieval component's contribution on SciFact test, openstax test and the golden set, in one run."""
@@ -259,6 +262,7 @@ def eval_ablation(
                 golden,
                 golden_library,
                 work_dir,
+                split=split,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except (CoursePilotError, FileNotFoundError) as exc:
