@@ -7,8 +7,9 @@ candidate generation per question, and every row scored from those same candidat
 * the shipped learned ranker, and the ranker with one group of features held at its training mean
   (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it).
 
-Refusal figures use the shipped calibrated decision: false refusals on answerable questions, the share
-refused with the gold course left out (openstax), and refusal precision and recall on the golden set.
+Refusal figures use the shipped calibrated decision, beside the previous two-threshold rule: false refusals on
+answerable questions, the share refused with the gold course (openstax) or the gold documents (SciFact) left
+out and the precision of refusals, and refusal precision and recall on the golden set.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from assistant.retrieval.retriever import Retriever
 from evals.dataset import ExpectedLocation
 from evals.metrics import matches_any
 from evals.ranking import BASELINES, QueryCase, beir_cases, hit_rate, library_cases, mean_ndcg, ranked_ids, refusal_rows
+from evals.refusal_data import beir_excluded_cases, refusal_score, threshold_refused
 
 Progress = Callable[[int, int], None]
 
@@ -58,11 +60,18 @@ class AblationRow(BaseModel):
 
 
 class RefusalFigures(BaseModel):
+    """The shipped calibrated decision's figures; `thresholds` holds the previous two-threshold rule's."""
+
     openstax_false_refusal_rate: float | None = None
     openstax_excluded_refused: float | None = None
+    openstax_refusal_precision: float | None = None
+    scifact_false_refusal_rate: float | None = None
+    scifact_excluded_refused: float | None = None
+    scifact_refusal_precision: float | None = None
     golden_refusal_precision: float | None = None
     golden_refusal_recall: float | None = None
     golden_false_refusal_rate: float | None = None
+    thresholds: RefusalFigures | None = None
 
 
 class AblationResult(BaseModel):
@@ -82,6 +91,26 @@ def _variants() -> list[tuple[str, str, frozenset[str]]]:
 def _p_answer(cases: list[QueryCase], ranker: LinearModel, refusal: LinearModel) -> np.ndarray:
     rows = refusal_rows(cases, ranker)
     return refusal.probability(rows, REFUSAL_FEATURES) if len(cases) else np.zeros(0)
+
+
+def _figures(
+    name: str,
+    answerable: list[QueryCase],
+    unanswerable: list[QueryCase],
+    refused: Callable[[list[QueryCase]], np.ndarray],
+) -> dict[str, float | None]:
+    score = refusal_score(refused(answerable), refused(unanswerable))
+    if name != "golden":  # the exclusion trick: the unanswerable instances are the excluded ones
+        return {
+            f"{name}_false_refusal_rate": score.false_refusal_rate,
+            f"{name}_excluded_refused": score.recall,
+            f"{name}_refusal_precision": score.precision,
+        }
+    return {
+        "golden_refusal_precision": score.precision,
+        "golden_refusal_recall": score.recall,
+        "golden_false_refusal_rate": score.false_refusal_rate,
+    }
 
 
 def _golden_grade(expected: Sequence[ExpectedLocation], chunk: Chunk) -> int:
@@ -132,30 +161,39 @@ def run_ablation(
     ranker, refusal = shipped_ranker(), shipped_refusal()
     sets: dict[str, list[QueryCase]] = {}
     figures = RefusalFigures()
+    refusal_sets: dict[str, tuple[list[QueryCase], list[QueryCase]]] = {}
     if scifact_dir is not None:
         data = load_dataset(scifact_dir, split)
         bench = benchmark_settings(settings, work_dir / "scifact")
         index, _ = open_beir_index(data, bench, progress)
-        sets["scifact"] = beir_cases(index, Retriever(index, bench.retrieval), data, pool, progress)
+        beir_retriever = Retriever(index, bench.retrieval)
+        sets["scifact"] = beir_cases(index, beir_retriever, data, pool, progress)
+        refusal_sets["scifact"] = (sets["scifact"], beir_excluded_cases(index, beir_retriever, data, pool, progress))
     if openstax_dir is not None:
         lib_settings = library_settings(settings, work_dir / openstax_dir.name)
         index = open_library_index(openstax_dir / "library", lib_settings)
         retriever = Retriever(index, lib_settings.retrieval)
         questions = load_questions(openstax_dir / "questions.jsonl", split)
         sets["openstax"] = library_cases("openstax", index, retriever, questions, pool, progress=progress)
-        excluded = library_cases("openstax", index, retriever, questions, pool, True, progress)
-        t = refusal.threshold
-        figures.openstax_false_refusal_rate = round(float(np.mean(_p_answer(sets["openstax"], ranker, refusal) < t)), 4)
-        figures.openstax_excluded_refused = round(float(np.mean(_p_answer(excluded, ranker, refusal) < t)), 4)
+        refusal_sets["openstax"] = (
+            sets["openstax"],
+            library_cases("openstax", index, retriever, questions, pool, True, progress),
+        )
     if golden is not None and golden_library is not None:
         answerable, unanswerable = golden_cases(golden, golden_library, settings, work_dir, pool, progress)
         sets["golden"] = answerable
-        refused_ans = _p_answer(answerable, ranker, refusal) < refusal.threshold
-        refused_un = _p_answer(unanswerable, ranker, refusal) < refusal.threshold
-        tp, fp = int(refused_un.sum()), int(refused_ans.sum())
-        figures.golden_refusal_precision = round(tp / (tp + fp), 4) if tp + fp else None
-        figures.golden_refusal_recall = round(tp / len(unanswerable), 4) if unanswerable else None
-        figures.golden_false_refusal_rate = round(fp / len(answerable), 4) if answerable else None
+        refusal_sets["golden"] = (answerable, unanswerable)
+    cfg = settings.retrieval
+    thresholds = RefusalFigures()
+    for name, (ans, un) in refusal_sets.items():
+        for key, value in _figures(name, ans, un, lambda c: _p_answer(c, ranker, refusal) < refusal.threshold).items():
+            setattr(figures, key, value)
+        rule = functools.partial(
+            threshold_refused, ranker=ranker, min_dense=cfg.refusal_min_dense, min_coverage=cfg.refusal_min_coverage
+        )
+        for key, value in _figures(name, ans, un, rule).items():
+            setattr(thresholds, key, value)
+    figures.thresholds = thresholds if refusal_sets else None
 
     rows: list[AblationRow] = []
     for label, variant, drop in _variants():

@@ -18,8 +18,8 @@ from assistant.core.types import Chunk
 from assistant.index.library import LibraryIndex
 from assistant.retrieval.features import FEATURES
 from assistant.retrieval.ranker import LinearModel
-from assistant.retrieval.refusal import refusal_signals
-from assistant.retrieval.rerank import features_for, order_by
+from assistant.retrieval.refusal import EMPTY_INPUTS, RefusalInputs, refusal_signals
+from assistant.retrieval.rerank import features_for, inputs_for, order_by
 from assistant.retrieval.retriever import CandidateLists, Retriever, fuse_rrf
 from evals.beir import BeirDataset, ndcg_at_k
 from evals.openstax import LibraryQuestion, is_hit
@@ -42,6 +42,7 @@ class QueryCase:
     rankings: dict[str, list[str]]
     max_dense: float
     best_heading_dense: float
+    refusal: RefusalInputs = EMPTY_INPUTS
 
     @property
     def labels(self) -> np.ndarray:
@@ -82,6 +83,7 @@ def _case(
         rankings=rankings,
         max_dense=max(lists.dense.scores, default=0.0),
         best_heading_dense=cands.best_heading_dense,
+        refusal=inputs_for(query, lists, index, cands),
     )
 
 
@@ -182,10 +184,7 @@ def refusal_rows(cases: Sequence[QueryCase], ranker: LinearModel) -> np.ndarray:
     from assistant.retrieval.features import CandidateSet
 
     rows = [
-        refusal_signals(
-            CandidateSet(c.pool, c.features, c.best_heading_dense, 0.0), ranker_logits(c, ranker), c.max_dense
-        )
-        for c in cases
+        refusal_signals(CandidateSet(c.pool, c.features, c.best_heading_dense, 0.0), ranker, c.refusal) for c in cases
     ]
     return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 

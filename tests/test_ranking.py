@@ -37,7 +37,7 @@ def test_heading_signal_is_what_answers_grow(sample_settings: Settings) -> None:
     """Without the heading features (held at their mean), the same decision refuses GROW: they carry it."""
     from assistant.index.library import LibraryIndex
     from assistant.retrieval.refusal import refusal_signals
-    from assistant.retrieval.rerank import features_for
+    from assistant.retrieval.rerank import features_for, inputs_for
     from assistant.retrieval.retriever import Retriever
 
     index = LibraryIndex(sample_settings)
@@ -45,11 +45,10 @@ def test_heading_signal_is_what_answers_grow(sample_settings: Settings) -> None:
     lists = retriever.candidates("What is the GROW model?")
     cands = features_for("What is the GROW model?", lists, index, sample_settings.retrieval.rerank_pool)
     ranker, refusal = shipped_ranker(), shipped_refusal()
-    logits = ranker.logits(cands.features, FEATURES)
-    with_heading = refusal_signals(cands, logits, max(lists.dense.scores))
+    with_heading = refusal_signals(cands, ranker, inputs_for("What is the GROW model?", lists, index, cands))
     assert refusal.probability(with_heading, REFUSAL_FEATURES)[0] >= refusal.threshold
     blind = with_heading.copy()
-    for name in ("best_heading_dense", "top_heading_coverage", "top_heading_dense"):
+    for name in ("heading_lib_z", "top_heading_coverage", "salient_coverage3"):
         blind[0, REFUSAL_FEATURES.index(name)] = 0.0
     assert refusal.probability(blind, REFUSAL_FEATURES)[0] < refusal.probability(with_heading, REFUSAL_FEATURES)[0]
 

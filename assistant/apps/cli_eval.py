@@ -225,6 +225,7 @@ def eval_fit_ranker(
         f"{report.train_false_refusal_rate:.1%} of answerable refused, {report.train_excluded_refused:.1%} of "
         "excluded-course questions refused"
     )
+    out.print(f"refusal on each train set: {report.refusal_train}", markup=False, highlight=False)
 
 
 @eval_app.command("ablation")
@@ -242,6 +243,9 @@ def eval_ablation(
         ".coursepilot/benchmarks"
     ),
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the README table.")] = False,
+    split: Annotated[
+        str, typer.Option("--split", help="openstax and SciFact split: 'test' (confirm once) or 'train'.")
+    ] = "test",
     as_json: JsonFlag = False,
 ) -> None:
     """Each retrieval component's contribution on SciFact test, openstax test and the golden set, in one run."""
@@ -258,6 +262,7 @@ def eval_ablation(
                 golden,
                 golden_library,
                 work_dir,
+                split=split,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except (CoursePilotError, FileNotFoundError) as exc:

@@ -8,8 +8,9 @@ import numpy as np
 
 from assistant.index.library import LibraryIndex
 from assistant.retrieval.features import FEATURES, CandidateSet, candidate_features
+from assistant.retrieval.library_scale import library_scale
 from assistant.retrieval.ranker import LinearModel, shipped_ranker, shipped_refusal
-from assistant.retrieval.refusal import REFUSAL_FEATURES, refusal_signals
+from assistant.retrieval.refusal import REFUSAL_FEATURES, RefusalInputs, refusal_inputs, refusal_signals
 from assistant.retrieval.retriever import CandidateLists
 
 
@@ -20,6 +21,7 @@ class Reranked:
     logits: np.ndarray
     answer_probability: float
     supported: bool
+    calibrated: bool = True  # False: the library's scale could not be measured, the decision is not to be used
 
 
 def features_for(query: str, lists: CandidateLists, index: LibraryIndex, pool: int) -> CandidateSet:
@@ -34,6 +36,20 @@ def features_for(query: str, lists: CandidateLists, index: LibraryIndex, pool: i
         index.lexical(),
         index.sections(),
         lists.course_ids,
+    )
+
+
+def inputs_for(query: str, lists: CandidateLists, index: LibraryIndex, cands: CandidateSet) -> RefusalInputs:
+    """The refusal model's inputs beyond the ranker's features (term evidence, library-relative cosines)."""
+    sections = index.sections()
+    return refusal_inputs(
+        query,
+        cands.ids,
+        max(lists.dense.scores, default=0.0),
+        cands.best_heading_dense,
+        index.lexical(),
+        sections,
+        library_scale(index, sections),
     )
 
 
@@ -57,7 +73,8 @@ def rerank(
     refusal = refusal or shipped_refusal()
     cands = features_for(query, lists, index, pool)
     logits = ranker.logits(cands.features, FEATURES) if cands.ids else np.zeros(0)
-    signals = refusal_signals(cands, logits, max(lists.dense.scores, default=0.0))
+    inputs = inputs_for(query, lists, index, cands)
+    signals = refusal_signals(cands, ranker, inputs)
     probability = float(refusal.probability(signals, REFUSAL_FEATURES)[0])
     return Reranked(
         fused=order_by(lists, cands, logits),
@@ -65,4 +82,5 @@ def rerank(
         logits=logits,
         answer_probability=probability,
         supported=probability >= refusal.threshold,
+        calibrated=inputs.scaled,
     )

@@ -152,8 +152,9 @@ class Retriever:
             reranked = rerank(query, lists, self.index, cfg.rerank_pool)
             fused = reranked.fused
             # The refusal model reads z-scored and relative signals: over a handful of candidates (a library of a
-            # few chunks) those statistics mean nothing, so the two thresholds decide there instead.
-            if cfg.refusal == "learned" and len(lists.dense.ids) >= MIN_LEARNED_REFUSAL_POOL:
+            # few chunks), or without the library's own cosine scale (no heading vectors to measure it with),
+            # those statistics mean nothing, so the two thresholds decide there instead.
+            if cfg.refusal == "learned" and len(lists.dense.ids) >= MIN_LEARNED_REFUSAL_POOL and reranked.calibrated:
                 answer_probability, supported = reranked.answer_probability, reranked.supported
             timings["rerank"] = (time.perf_counter() - t3) * 1000
         evidence = self._evidence(fused, lists, k)

@@ -1,0 +1,188 @@
+"""A library's own cosine scale, so that refusal signals mean the same on libraries nobody tuned for.
+
+How close a question's best passage is (its cosine) depends on the library as much as on the question: one
+library's cosines sit lower than another's for answers that are just as good. The scale is measured without
+labels from the library itself. A sample of its section headings is asked as pseudo-queries (a heading's
+vector is the text embedded as a document; the local embedders put no query prefix, so it stands for the
+question "what is this section about?"). With the heading's own section left out, the best remaining chunk
+cosine is what "close, but not the place" looks like in this library (the place is the heading's course, or
+its top-level section in a one-course library); the best heading elsewhere is the same for heading cosines. A question's best cosines are then read as z-scores
+against those two distributions.
+
+The scale is kept in memory and in a small file next to the index (every worker and restart reuses it), and
+measured again only when the library has changed enough (a tenth of its sections, or many ledger
+generations): a few dozen vector queries each time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import weakref
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.index.library import LibraryIndex
+from assistant.index.sections import SectionIndex
+
+log = logging.getLogger(__name__)
+
+# Headings asked as pseudo-queries (evenly spaced over the library's sections; deterministic).
+SAMPLE = 64
+# Chunks returned per pseudo-query: enough that some lie outside the heading's own section.
+_NEIGHBOURS = 12
+# Measured again after this many ledger generations, or when the section count moved by this share.
+_MAX_GENERATIONS = 50
+_MAX_DRIFT = 0.10
+# Fewer pseudo-queries than this (no heading vectors, one section) and the z-scores are not trusted: the
+# calibrated decision is not used (the retriever falls back to the two thresholds).
+_MIN_SAMPLES = 4
+
+
+@dataclass(frozen=True)
+class LibraryScale:
+    """Mean and spread of the best off-section cosines of heading pseudo-queries (chunk and heading level)."""
+
+    dense_mean: float
+    dense_sd: float
+    heading_mean: float
+    heading_sd: float
+    samples: int
+
+    @property
+    def trusted(self) -> bool:
+        """Whether enough pseudo-queries were asked for the z-scores to mean something."""
+        return self.samples >= _MIN_SAMPLES
+
+    def dense_z(self, cosine: float) -> float:
+        return (cosine - self.dense_mean) / self.dense_sd if self.trusted else 0.0
+
+    def heading_z(self, cosine: float) -> float:
+        return (cosine - self.heading_mean) / self.heading_sd if self.trusted else 0.0
+
+
+NEUTRAL = LibraryScale(0.0, 1.0, 0.0, 1.0, 0)
+
+
+def _spread(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return 0.0, 1.0
+    return float(arr.mean()), max(float(arr.std()), 0.02)
+
+
+def _sample_rows(sections: SectionIndex, n: int) -> np.ndarray:
+    rows = np.flatnonzero(sections.has_vector)
+    if rows.size <= n:
+        return rows
+    return rows[np.linspace(0, rows.size - 1, n).round().astype(np.int64)]
+
+
+def measure_scale(index: LibraryIndex, sections: SectionIndex, sample: int = SAMPLE) -> LibraryScale:
+    """Ask `sample` headings as pseudo-queries and summarise their best cosines outside their own place.
+
+    Their own place is their course when the library has several (what a question looks like when its course
+    is not in the library), else their top-level section (a one-course library, or a corpus of documents).
+    """
+    rows = _sample_rows(sections, sample)
+    if rows.size == 0:
+        return NEUTRAL
+    courses = np.asarray(sections.course_of)
+    names = sorted(set(sections.course_of))
+    if len(names) > 1:
+        place = courses
+    else:
+        parent_of_row: dict[int, int] = {}
+        for cid, row in sections.chunk_row.items():
+            parent_of_row.setdefault(row, sections.chunk_parent.get(cid, -1))
+        place = np.asarray([str(parent_of_row.get(r, -1 - r)) for r in range(len(sections))])
+    dense_best: list[float] = []
+    # Heading cosines of the sample against every heading in one product; the same place and headings without
+    # a vector are masked out.
+    sims = sections.matrix[rows] @ sections.matrix.T
+    sims[(place[rows][:, None] == place[None, :]) | ~sections.has_vector[None, :]] = -np.inf
+    best = sims.max(axis=1)
+    heading_best = [float(v) for v in best[np.isfinite(best)]]
+    for row in rows.tolist():
+        vector = sections.matrix[row]
+        if len(names) > 1:
+            others = [c for c in names if c != courses[row]]
+            hits = index.store.query(vector, 1, course_ids=others)
+            off = [s for _, s in hits]
+        else:
+            hits = index.store.query(vector, _NEIGHBOURS)
+            off = [s for cid, s in hits if place[sections.chunk_row.get(cid, row)] != place[row]]
+        if off:
+            dense_best.append(max(off))
+    d_mean, d_sd = _spread(dense_best)
+    h_mean, h_sd = _spread(heading_best)
+    return LibraryScale(d_mean, d_sd, h_mean, h_sd, min(len(dense_best), len(heading_best)))
+
+
+@dataclass
+class _Cached:
+    generation: int
+    sections: int
+    scale: LibraryScale
+
+    def fresh(self, generation: int, sections: int) -> bool:
+        drift = abs(sections - self.sections) / max(self.sections, 1)
+        return drift <= _MAX_DRIFT and 0 <= generation - self.generation < _MAX_GENERATIONS
+
+
+_CACHE: weakref.WeakKeyDictionary[LibraryIndex, _Cached] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+_VERSION = 1
+
+
+def scale_path(index: LibraryIndex) -> Path:
+    """Where the scale is kept next to the index, so that every worker and restart reuses one measurement."""
+    return index.dir / "library-scale.json"
+
+
+def _load(path: Path) -> _Cached | None:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("version") != _VERSION:
+            return None
+        return _Cached(int(body["generation"]), int(body["sections"]), LibraryScale(**body["scale"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save(path: Path, cached: _Cached) -> None:
+    body = {
+        "version": _VERSION,
+        "generation": cached.generation,
+        "sections": cached.sections,
+        "scale": asdict(cached.scale),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only index folder: the scale is kept in memory only
+        log.info("the library scale could not be saved to %s (%s)", path, exc)
+
+
+def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> LibraryScale:
+    """The index's scale: kept in memory and in a file next to the index, measured again only once the library
+    has changed enough (a tenth of its sections, or `_MAX_GENERATIONS` ledger generations)."""
+    if sections is None or not len(sections):
+        return NEUTRAL
+    generation, count = index.ledger.generation, len(sections)
+    with _LOCK:
+        cached = _CACHE.get(index)
+    if cached is None or not cached.fresh(generation, count):
+        cached = _load(scale_path(index))
+        if cached is None or not cached.fresh(generation, count):
+            cached = _Cached(generation, count, measure_scale(index, sections))
+            _save(scale_path(index), cached)
+        with _LOCK:
+            _CACHE[index] = cached
+    return cached.scale
