@@ -96,6 +96,10 @@ class _Unit:
     meaning: float = 0.0
     score: float = 0.0
     cues: set[str] = field(default_factory=set)
+    terms: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.terms = set(tokenize(self.text))
 
     @property
     def order(self) -> tuple[int, int]:
@@ -208,9 +212,9 @@ def _promote_parts(ranked: list[_Unit], parts: list[set[str]], budget: int) -> l
         return ranked
     head = ranked[:budget]
     for part in parts:
-        if any(part & set(tokenize(u.text)) for u in head):
+        if any(part & u.terms for u in head):
             continue
-        best = next((u for u in ranked[budget:] if part & set(tokenize(u.text))), None)
+        best = next((u for u in ranked[budget:] if part & u.terms), None)
         if best is not None:
             head = [*head[: budget - 1], best] if len(head) >= budget else [*head, best]
     return head + [u for u in ranked if u not in head]
@@ -224,9 +228,9 @@ def _cover_parts(chosen: list[_Unit], place: list[_Unit], parts: list[set[str]],
     floor = _PART_RATIO * chosen[0].score
     picked = [chosen[0]]
     for part in parts:
-        if any(part & set(tokenize(u.text)) for u in picked):
+        if any(part & u.terms for u in picked):
             continue
-        extra = next((u for u in place if u not in picked and u.score >= floor and part & set(tokenize(u.text))), None)
+        extra = next((u for u in place if u not in picked and u.score >= floor and part & u.terms), None)
         if extra is not None:
             picked.append(extra)
     picked.extend(u for u in chosen if u not in picked)
@@ -271,7 +275,7 @@ def choose_sentences(
         return []
     kind = question_kind(question)
     # A part is named by its words the passages use ("explain", "name" are the question's wording, not a part).
-    used = set().union(*(tokenize(u.text) for u in units))
+    used = set().union(*(u.terms for u in units))
     parts = [p & used for p in question_parts(question, query_idf) if p & used]
     parts = parts if len(parts) >= 2 else []
     _prescore(units, kind, query_idf)
