@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import make_settings
 
-from assistant.answering.extractive import choose_sentences, extract_answer
+from assistant.answering.extractive import choose_sentences, chunk_sentences, extract_answer
 from assistant.answering.questions import question_parts
 from assistant.answering.sentence_vectors import SentenceVectors
 from assistant.core.text import split_sentences, split_units, tokenize
@@ -119,13 +119,13 @@ def test_an_inline_numbered_procedure_is_quoted_whole_and_in_order(embedder: Emb
 
 
 class Store:
-    """Sentence vectors kept at ingest (here: computed up front with the real embedder)."""
+    """Sentence vectors kept at ingest under chunk_sentences' texts (here: computed up front, real embedder)."""
 
     def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Evidence]) -> None:
         self.rows: dict[str, dict[str, np.ndarray]] = {}
         self.asked: list[list[str]] = []
         for item in chunks:
-            sentences = split_sentences(item.chunk.text)
+            sentences = [text for _, text, _ in chunk_sentences(item.chunk)]
             vectors = np.asarray(embedder.embed_documents(sentences), dtype=np.float32)
             self.rows[item.chunk.id] = dict(zip(sentences, vectors, strict=True))
 

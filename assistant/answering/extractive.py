@@ -31,7 +31,7 @@ from assistant.answering.citations import number_citations
 from assistant.answering.questions import QuestionKind, question_kind, question_parts
 from assistant.answering.sentence_vectors import SentenceStore, SentenceVectors
 from assistant.core.text import chat_filler_terms, split_sentences, tokenize
-from assistant.core.types import Citation, Evidence
+from assistant.core.types import Chunk, Citation, Evidence
 
 MAX_SENTENCES = 5
 MAX_STEPS = 8
@@ -138,6 +138,22 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
     return units
 
 
+def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
+    """(position, sentence, is a list item) of the units of `chunk` the answerer can quote: the texts a
+    SentenceStore is asked about (store vectors under exactly these texts to be found)."""
+    slides = chunk.location.module.lower().endswith(".pptx")
+    out: list[tuple[int, str, bool]] = []
+    for position, (unit, marked) in enumerate(passage_units(chunk.text, slides)):
+        text, is_item = clean_unit(unit)
+        is_item = is_item or marked
+        words = len(text.split())
+        # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
+        if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
+            continue
+        out.append((position, text, is_item))
+    return out
+
+
 def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
     if not evidence:
         return []
@@ -150,14 +166,7 @@ def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
             continue
         loc = item.chunk.location
         group = (loc.course_id, loc.module, loc.section)
-        slides = loc.module.lower().endswith(".pptx")
-        for position, (unit, marked) in enumerate(passage_units(item.chunk.text, slides)):
-            text, is_item = clean_unit(unit)
-            is_item = is_item or marked
-            words = len(text.split())
-            # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-            if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
-                continue
+        for position, text, is_item in chunk_sentences(item.chunk):
             units.append(_Unit(text, is_item, item, rank, position, group))
     return units
 
@@ -350,6 +359,7 @@ __all__ = [
     "SentenceStore",
     "SentenceVectors",
     "choose_sentences",
+    "chunk_sentences",
     "extract_answer",
     "question_kind",
 ]
