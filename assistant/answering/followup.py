@@ -36,9 +36,6 @@ FOLLOW_UP = re.compile(
 _LEAD_IN = re.compile(r"^\s*(and|also|but|so|then|ok(ay)?|what about|how about|what if)\b(\s+if\b)?[\s,]*", re.I)
 # How many earlier user turns make up the topic (a follow-up of a follow-up reaches back to the first question).
 _TOPIC_TURNS = 3
-# Weight of the share of the topic's own words in a candidate's top passage (chosen on openstax-intro-business
-# train: two-part questions asked as a conversation, see evals/answer_check.py --follow-ups).
-TOPIC_TERMS_WEIGHT = 2.0
 
 
 class FollowUpChoice(BaseModel):
@@ -119,20 +116,14 @@ def retrieve_follow_up(
     index = retriever.index
     filler = chat_filler_terms()
     topic_terms = set(tokenize(topic))
-    own_terms = set(tokenize(own))
-    new_terms = index.lexical().idf([t for t in own_terms if t not in topic_terms and t not in filler])
-    # What the conversation is about: the topic's words the follow-up does not repeat ("Maslow's hierarchy"
-    # for "how does it help in understanding motivation?"). A passage that has lost them has left the topic.
-    kept_terms = index.lexical().idf([t for t in topic_terms if t not in own_terms and t not in filler])
+    new_terms = index.lexical().idf([t for t in tokenize(own) if t not in topic_terms and t not in filler])
 
     def judge(choice: FollowUpChoice) -> float:
         evidence = choice.result.evidence
         if not evidence:
             return -2.0
         top = evidence[0].chunk
-        text = index_text(top)
-        score = _share(new_terms, text) if new_terms else 0.0
-        score += TOPIC_TERMS_WEIGHT * _share(kept_terms, text) if kept_terms else 0.0
+        score = _share(new_terms, index_text(top)) if new_terms else 0.0
         if topic_top is not None and top.location.course_id == topic_top.course_id:
             score += 0.5
         if topic_top is not None and top.location != topic_top:
