@@ -6,8 +6,9 @@ These call the sentence chooser on hand-made evidence with the project's real em
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from conftest import make_settings
 
 from assistant.answering.extractive import choose_sentences, chunk_sentences, extract_answer
 from assistant.answering.questions import question_parts
-from assistant.answering.sentence_vectors import SentenceVectors
+from assistant.answering.sentence_vectors import SentenceVectors, SpanSentences
 from assistant.core.text import split_sentences, split_units, tokenize
 from assistant.core.types import Chunk, Evidence, Location
 from assistant.models.embeddings import EmbeddingModel, get_embedder
@@ -129,9 +130,9 @@ class Store:
             vectors = np.asarray(embedder.embed_documents(sentences), dtype=np.float32)
             self.rows[item.chunk.id] = dict(zip(sentences, vectors, strict=True))
 
-    def sentence_vectors(self, chunk_ids: Sequence[str]) -> Mapping[str, Mapping[str, np.ndarray]]:
-        self.asked.append(list(chunk_ids))
-        return {c: self.rows[c] for c in chunk_ids if c in self.rows}
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
+        self.asked.append([c.id for c in chunks])
+        return {c.id: self.rows[c.id] for c in chunks if c.id in self.rows}
 
 
 def test_stored_sentence_vectors_replace_embedding_at_query_time(embedder: EmbeddingModel) -> None:
@@ -167,7 +168,7 @@ def test_a_sentence_the_store_lacks_is_embedded(embedder: EmbeddingModel, tmp_pa
     store = Store(embedder, [])
     vectors = SentenceVectors(embedder, candidates=1, store=store)
     query = np.asarray(embedder.embed_query("where do visitors park?"), dtype=np.float32)
-    wanted = [(passages[0].chunk.id, s, s) for s in split_sentences(passages[0].chunk.text)]
+    wanted = [(passages[0].chunk, s, s) for s in split_sentences(passages[0].chunk.text)]
     similarities = vectors.match(wanted, query)
     assert similarities[0] is not None and similarities[1] is None  # one embedding allowed, the other unmatched
 
@@ -191,3 +192,35 @@ def test_a_part_the_chosen_section_lacks_is_answered_from_the_same_module(embedd
     text, citations = extract_answer(question, passages, idf(question), SentenceVectors(embedder))
     assert "Recruiting is" in text and "Selection is the process" in text
     assert {c.location.section[-1] for c in citations} == {"Recruiting employees", "Selecting employees"}
+
+
+class Spans:
+    """The index's sentence store as h14s keeps it: per chunk, character spans of chunk.text and their rows."""
+
+    def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Chunk]) -> None:
+        self.rows: dict[str, SimpleNamespace] = {}
+        for chunk in chunks:
+            spans, pos = [], 0
+            for unit in split_sentences(chunk.text):
+                start = chunk.text.find(unit, pos)
+                spans.append((start, start + len(unit)))
+                pos = start + len(unit)
+            vectors = np.asarray(embedder.embed_documents([chunk.text[a:b] for a, b in spans]), dtype=np.float32)
+            vectors[-1] = 0.0  # the last sentence got no vector (beyond the model's window)
+            self.rows[chunk.id] = SimpleNamespace(spans=spans, vectors=vectors)
+
+    def sentences(self, chunk_ids: Iterable[str]) -> dict[str, SimpleNamespace]:
+        return {c: self.rows[c] for c in chunk_ids if c in self.rows}
+
+
+def test_a_span_store_serves_the_sentences_as_the_answerer_quotes_them(embedder: EmbeddingModel) -> None:
+    text = "Say it in three parts:\n- Situation: when and where it happened.\n- Behaviour: what the person did.\nIt is short."
+    chunk = evidence([("The three parts", text)])[0].chunk
+    rows = SpanSentences(Spans(embedder, [chunk])).sentence_vectors([chunk])[chunk.id]
+    # List markers are cleaned as in chunk_sentences; the sentence without a vector is not served.
+    assert set(rows) == {
+        "Say it in three parts:",
+        "Situation: when and where it happened.",
+        "Behaviour: what the person did.",
+    }
+    assert {t for _, t, _ in chunk_sentences(chunk)} >= set(rows)

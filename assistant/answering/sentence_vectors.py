@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from assistant.core.types import Chunk
 from assistant.models.embeddings import EmbeddingModel
 
 # Sentences embedded per question when no vector is stored (COURSEPILOT_ANSWER_SENTENCE_CANDIDATES).
@@ -25,9 +26,43 @@ MAX_STORED = 40
 
 
 class SentenceStore(Protocol):
-    """Sentence vectors kept at ingest, by chunk id, then by the sentence's text (unit-normalised rows)."""
+    """Sentence vectors kept at ingest, by chunk id, then by the sentence's text as the answerer quotes it
+    (extractive.chunk_sentences); unit-normalised rows."""
 
-    def sentence_vectors(self, chunk_ids: Sequence[str]) -> Mapping[str, Mapping[str, np.ndarray]]: ...
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]: ...
+
+
+class _Spans(Protocol):
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+
+class SpanStore(Protocol):
+    """A store of sentence vectors by character span of chunk.text (the index's sentence representation)."""
+
+    def sentences(self, chunk_ids: Iterable[str]) -> Mapping[str, _Spans]: ...
+
+
+class SpanSentences:
+    """A SpanStore read as a SentenceStore: each span's text, cleaned of its list marker as the answerer quotes
+    it, names its vector; a zero row (a sentence that got no vector) is left out."""
+
+    def __init__(self, store: SpanStore) -> None:
+        self.store = store
+
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
+        from assistant.answering.extractive import clean_unit
+
+        text_of = {c.id: c.text for c in chunks}
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for chunk_id, found in self.store.sentences(list(text_of)).items():
+            text = text_of.get(chunk_id, "")
+            rows: dict[str, np.ndarray] = {}
+            for (start, end), vector in zip(found.spans, found.vectors, strict=False):
+                if np.any(vector):
+                    rows[clean_unit(text[start:end])[0]] = np.asarray(vector, dtype=np.float32)
+            out[chunk_id] = rows
+        return out
 
 
 class SentenceVectors:
@@ -69,8 +104,8 @@ class SentenceVectors:
             return np.asarray(self.embedder.embed_documents(list(texts)), dtype=np.float32)
         return np.vstack(found) if found else np.zeros((0, 0), dtype=np.float32)
 
-    def match(self, wanted: Sequence[tuple[str, str, str]], query: np.ndarray) -> list[float | None]:
-        """Cosine to `query` of each (chunk id, sentence, text to embed), best candidates first.
+    def match(self, wanted: Sequence[tuple[Chunk, str, str]], query: np.ndarray) -> list[float | None]:
+        """Cosine to `query` of each (chunk, sentence, text to embed), best candidates first.
 
         A stored vector is used when the store holds the sentence (up to `stored_candidates`); otherwise the
         first `candidates` sentences without one are embedded. The rest get None: not matched by meaning.
@@ -78,11 +113,12 @@ class SentenceVectors:
         out: list[float | None] = [None] * len(wanted)
         stored: Mapping[str, Mapping[str, np.ndarray]] = {}
         if self.store is not None and self.stored_candidates > 0:
-            stored = self.store.sentence_vectors(list(dict.fromkeys(c for c, _, _ in wanted)))
+            chunks = list({c.id: c for c, _, _ in wanted}.values())
+            stored = self.store.sentence_vectors(chunks)
         to_embed: list[int] = []
         used = 0
-        for i, (chunk_id, sentence, _) in enumerate(wanted):
-            vector = stored.get(chunk_id, {}).get(sentence)
+        for i, (chunk, sentence, _) in enumerate(wanted):
+            vector = stored.get(chunk.id, {}).get(sentence)
             if vector is not None and used < self.stored_candidates:
                 out[i] = float(np.asarray(vector, dtype=np.float32) @ query)
                 used += 1
@@ -95,4 +131,4 @@ class SentenceVectors:
         return out
 
 
-__all__ = ["MAX_EMBEDDED", "MAX_STORED", "SentenceStore", "SentenceVectors"]
+__all__ = ["MAX_EMBEDDED", "MAX_STORED", "SentenceStore", "SentenceVectors", "SpanSentences", "SpanStore"]
