@@ -64,6 +64,22 @@ def make_settings(tmp: Path, **sections: dict) -> Settings:
     return Settings(_env_file=None, **data)  # type: ignore[call-arg]
 
 
+def ingest_courses(tmp: Path, files: dict[tuple[str, str, str], str]) -> Settings:
+    """Write {(course id, course title, file name): text} as course folders under `tmp`, ingest them, and return
+    settings on that index."""
+    from ingest.pipeline import IngestPipeline
+
+    lib = tmp / "library"
+    for (course, title, name), text in files.items():
+        folder = lib / course
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+        (folder / "course.yaml").write_text(f"id: {course}\ntitle: {title}\n", encoding="utf-8")
+    settings = make_settings(tmp, library={"dir": str(lib)})
+    assert IngestPipeline(settings).run(lib).chunks_total > 0
+    return settings
+
+
 @pytest.fixture(scope="session")
 def sample_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings with the bundled sample library ingested once for the whole session."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_settings
+from conftest import ingest_courses
 
 from assistant.answering.extractive import SentenceVectors, question_kind
 from assistant.answering.followup import rule_rewrite, topic_question
@@ -16,7 +16,6 @@ from assistant.core.text import tokenize
 from assistant.core.types import Answer, ChatTurn
 from assistant.models.embeddings import get_embedder
 from assistant.pilot import CoursePilot
-from ingest.pipeline import IngestPipeline
 
 FEEDBACK = """# Giving feedback with SBI
 
@@ -89,21 +88,13 @@ EMAIL = """# Writing clear email
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tmp = tmp_path_factory.mktemp("extractive")
-    lib = tmp / "library"
     files = {
         ("giving-feedback", "Giving Feedback", "01-sbi.md"): FEEDBACK,
         ("giving-feedback", "Giving Feedback", "02-practice.md"): PRACTICE,
         ("office-admin", "Office Admin", "01-timesheets.md"): TIMESHEETS,
         ("office-admin", "Office Admin", "02-email.md"): EMAIL,
     }
-    for (course, title, name), text in files.items():
-        folder = lib / course
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text, encoding="utf-8")
-        (folder / "course.yaml").write_text(f"id: {course}\ntitle: {title}\n", encoding="utf-8")
-    settings = make_settings(tmp, library={"dir": str(lib)})
-    assert IngestPipeline(settings).run(lib).chunks_total > 0
-    return settings
+    return ingest_courses(tmp, files)
 
 
 def body(answer: Answer) -> str:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from assistant.answering.citations import CitationStream, cite
-from assistant.answering.extractive import SentenceVectors, extract_answer
+from assistant.answering.extractive import extract_answer
 from assistant.answering.prompts import load_prompt
+from assistant.answering.sentence_vectors import SentenceStore, SentenceVectors
 from assistant.core.settings import Settings
 from assistant.core.types import Answer, ChatTurn, Citation, CourseSuggestion, Evidence, Location
 from assistant.models.chat import ModelCallError, complete, stream_with_retries
@@ -68,17 +69,26 @@ class Answerer:
     """Composes answers from evidence; uses the chat model when one is configured."""
 
     def __init__(
-        self, settings: Settings, chat_model: BaseChatModel | None = None, stream_model: BaseChatModel | None = None
+        self,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
+        stream_model: BaseChatModel | None = None,
+        sentence_store: SentenceStore | None = None,
     ) -> None:
         self.settings = settings
         self.chat_model = chat_model
         self.stream_model = stream_model
+        # Sentence vectors kept at ingest (the index's sentence representation), when the index has them.
+        self.sentence_store = sentence_store
 
     @cached_property
     def sentence_vectors(self) -> SentenceVectors:
-        """Sentence embeddings for the extractive path, from the embedder the index already uses."""
+        """Sentence vectors for the extractive path: stored ones where the index keeps them, else embedded with
+        the embedder the index already uses."""
         return SentenceVectors(
-            get_embedder(self.settings.embedding), candidates=self.settings.answer.sentence_candidates
+            get_embedder(self.settings.embedding),
+            candidates=self.settings.answer.sentence_candidates,
+            store=self.sentence_store,
         )
 
     def build_messages(

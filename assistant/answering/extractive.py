@@ -1,13 +1,16 @@
 """Extractive answers without a model: quote the sentences of the library that answer the question.
 
 1. The question's kind is recognised from its wording: a definition ("what is"), a procedure ("how do I",
-   "how should I"), a reason ("why") or a comparison ("difference between", "vs").
-2. Every sentence (or list item) of the top passages is a candidate. Each is scored by its meaning-match to the
-   question (cosine of the sentence's vector from the embedder the index already uses; all candidates in one
-   batch, cached by text), the passage's own match (its dense score), the IDF-weighted share of the question's
-   terms it holds, and a small cue for the kind (list items for a procedure, "because" for a reason...).
+   "how should I"), a reason ("why") or a comparison ("difference between", "vs"); and its parts, when it asks
+   several things ("What is X? How does it...", "Explain X, Y and Z"; see questions.py).
+2. Every sentence (or list item) of all the evidence passages is a candidate. Words, the passage's own match
+   (its dense score) and a small cue for the kind (list items for a procedure, "because" for a reason...) rank
+   them cheaply; the best of them are then matched by meaning: the cosine of the sentence's vector, stored at
+   ingest when the index keeps sentence vectors, else embedded at query time for the best few only (see
+   sentence_vectors.py). Each part of a multi-part question has its best sentence among those matched.
 3. The answer is quoted from one place, the section whose sentences match best: 1-5 sentences in source order,
-   or, for a procedure, its list of steps kept together.
+   or, for a procedure, its list of steps kept together. A part of the question that no sentence of that
+   place holds is answered by the best on-topic sentence of the same module that holds it.
 4. A sentence is quoted only if it is on the topic: its passage is nearly as close to the question as the best
    one, and its blended meaning-match clears a floor chosen on the openstax-intro-business train split.
    An answer with nothing on topic is empty, which the caller turns into a refusal.
@@ -19,27 +22,22 @@ exactly as for the model's answers.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from assistant.answering.citations import number_citations
+from assistant.answering.questions import QuestionKind, question_kind, question_parts
+from assistant.answering.sentence_vectors import SentenceStore, SentenceVectors
 from assistant.core.text import chat_filler_terms, split_sentences, tokenize
-from assistant.core.types import Citation, Evidence
-from assistant.models.embeddings import EmbeddingModel
-
-QuestionKind = Literal["definition", "procedure", "reason", "comparison", "other"]
+from assistant.core.types import Chunk, Citation, Evidence
 
 MAX_SENTENCES = 5
 MAX_STEPS = 8
-# Sentences embedded per question (the most promising by words, passage and kind): COURSEPILOT_ANSWER_SENTENCE_CANDIDATES.
-MAX_EMBEDDED = 8
-# Passages the answer may quote from, and how close to the best passage's dense score they must be.
-_PASSAGES = 4
+# Passages the answer may quote from (all of the evidence, by default), and how close to the best passage's
+# dense score they must be.
+_PASSAGES = 6
 _PASSAGE_RATIO = 0.85
 # Weights of the sentence score: meaning-match of the sentence, of its passage, lexical overlap, kind cue.
 _W_SENTENCE = 0.55
@@ -54,28 +52,10 @@ TOPIC_FLOOR = 0.40
 LOOSE_FLOOR = 0.30
 # A follow-up's vector is blended with its conversation's topic by this weight before sentences are matched.
 TOPIC_WEIGHT = 0.35
-# Sentences kept beside the best one must score at least this share of it.
+# Sentences kept beside the best one must score at least this share of it; a sentence added for a part of a
+# multi-part question that no kept sentence answers, at least PART_RATIO of it.
 _KEEP_RATIO = 0.72
-
-_COMPARISON = re.compile(
-    r"\b(differen(ce|t|ces)|differ|distinguish|compare[ds]?|comparison|versus|vs\.?|better than|or should i)\b",
-    re.IGNORECASE,
-)
-_REASON = re.compile(
-    r"^\s*(and\s+|but\s+|so\s+)?why\b|\bwhy (do|does|is|are|should|would|did|must)\b|\breasons?\b|"
-    r"\bpurpose of\b|\bwhat for\b",
-    re.IGNORECASE,
-)
-_PROCEDURE = re.compile(
-    r"\bhow (do|can|should|would|could|to|does one|must)\b|\bhow (i|we)\b|\bsteps?\b|\bwalk me through\b|"
-    r"\bwhat (do|should|must) (i|we)( need to| have to)? (do|say|include|put|write|bring|check)\b|\bbest way to\b|\bprocess for\b|\bprocedure\b",
-    re.IGNORECASE,
-)
-_DEFINITION = re.compile(
-    r"^\s*(so\s+|and\s+)?(what(\s+is|\s+are|'s|\s+does\s+.+\s+mean|\s+do\s+we\s+mean\s+by)|define|definition of|"
-    r"meaning of|who is|explain what)\b",
-    re.IGNORECASE,
-)
+_PART_RATIO = 0.5
 
 _CUES: dict[str, re.Pattern[str]] = {
     "definition": re.compile(r"\b(is an?|are|is the|means|refers to|is called|is known as|stands for)\b", re.I),
@@ -96,54 +76,10 @@ _ITEM = re.compile(r"^([-*•]|\d+[.)])\s+")
 _ENDS_LIKE_SENTENCE = re.compile(r"[.!?:)\"'”*]$")
 
 
-def question_kind(question: str) -> QuestionKind:
-    """What the question asks for, from its wording (comparison and reason before procedure and definition)."""
-    text = question.strip()
-    if _COMPARISON.search(text):
-        return "comparison"
-    if _REASON.search(text):
-        return "reason"
-    if _PROCEDURE.search(text):
-        return "procedure"
-    if _DEFINITION.search(text):
-        return "definition"
-    return "other"
-
-
 def clean_unit(unit: str) -> tuple[str, bool]:
     """Strip list markers and the 'Speaker notes:' label; report whether it was a list item."""
     cleaned = _LABEL_PREFIX.sub("", unit).strip()
     return cleaned, bool(_ITEM.match(unit))
-
-
-class SentenceVectors:
-    """Sentence embeddings by text: one batch call for what is not cached yet, an LRU of recent sentences."""
-
-    def __init__(self, embedder: EmbeddingModel, size: int = 20_000, candidates: int = MAX_EMBEDDED) -> None:
-        self.embedder = embedder
-        self.size = size
-        self.candidates = candidates
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            vectors = np.asarray(self.embedder.embed_documents(missing), dtype=np.float32)
-            with self._lock:
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = vector
-                while len(self._cache) > self.size:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            for text in texts:
-                if text in self._cache:
-                    self._cache.move_to_end(text)
-            found = [self._cache[t] for t in texts if t in self._cache]
-        if len(found) != len(texts):  # evicted by another thread in between: compute them again
-            return np.asarray(self.embedder.embed_documents(list(texts)), dtype=np.float32)
-        return np.vstack(found) if found else np.zeros((0, 0), dtype=np.float32)
 
 
 @dataclass
@@ -160,6 +96,10 @@ class _Unit:
     meaning: float = 0.0
     score: float = 0.0
     cues: set[str] = field(default_factory=set)
+    terms: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.terms = set(tokenize(self.text))
 
     @property
     def order(self) -> tuple[int, int]:
@@ -198,6 +138,22 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
     return units
 
 
+def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
+    """(position, sentence, is a list item) of the units of `chunk` the answerer can quote: the texts a
+    SentenceStore is asked about (store vectors under exactly these texts to be found)."""
+    slides = chunk.location.module.lower().endswith(".pptx")
+    out: list[tuple[int, str, bool]] = []
+    for position, (unit, marked) in enumerate(passage_units(chunk.text, slides)):
+        text, is_item = clean_unit(unit)
+        is_item = is_item or marked
+        words = len(text.split())
+        # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
+        if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
+            continue
+        out.append((position, text, is_item))
+    return out
+
+
 def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
     if not evidence:
         return []
@@ -210,14 +166,7 @@ def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
             continue
         loc = item.chunk.location
         group = (loc.course_id, loc.module, loc.section)
-        slides = loc.module.lower().endswith(".pptx")
-        for position, (unit, marked) in enumerate(passage_units(item.chunk.text, slides)):
-            text, is_item = clean_unit(unit)
-            is_item = is_item or marked
-            words = len(text.split())
-            # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-            if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
-                continue
+        for position, text, is_item in chunk_sentences(item.chunk):
             units.append(_Unit(text, is_item, item, rank, position, group))
     return units
 
@@ -252,11 +201,49 @@ def _embed_text(unit: _Unit) -> str:
     return f"{heading}: {text}" if heading else text
 
 
-def _add_meaning(units: list[_Unit], similarities: Sequence[float]) -> None:
+def _add_meaning(units: list[_Unit], similarities: Sequence[float | None]) -> list[_Unit]:
+    """Add the meaning-match to the units that have one; returns those (the others are not matched)."""
+    matched = []
     for unit, similarity in zip(units, similarities, strict=True):
+        if similarity is None:
+            continue
         passage = unit.evidence.dense_score or 0.0
-        unit.meaning = 0.7 * float(similarity) + 0.3 * passage
-        unit.score += _W_SENTENCE * float(similarity)
+        unit.meaning = 0.7 * similarity + 0.3 * passage
+        unit.score += _W_SENTENCE * similarity
+        matched.append(unit)
+    return matched
+
+
+def _promote_parts(ranked: list[_Unit], parts: list[set[str]], budget: int) -> list[_Unit]:
+    """`ranked` with, for each part of a multi-part question, its best unit holding the part's words moved into
+    the first `budget` (so every part has a sentence matched by meaning)."""
+    if not parts or budget <= 0:
+        return ranked
+    head = ranked[:budget]
+    for part in parts:
+        if any(part & u.terms for u in head):
+            continue
+        best = next((u for u in ranked[budget:] if part & u.terms), None)
+        if best is not None:
+            head = [*head[: budget - 1], best] if len(head) >= budget else [*head, best]
+    return head + [u for u in ranked if u not in head]
+
+
+def _cover_parts(chosen: list[_Unit], place: list[_Unit], parts: list[set[str]], max_sentences: int) -> list[_Unit]:
+    """The best sentence, then for each part none holds yet the best sentence of the same place that holds its
+    words (if it scores PART_RATIO of the best), then the other chosen ones while there is room."""
+    if not parts or not chosen:
+        return chosen
+    floor = _PART_RATIO * chosen[0].score
+    picked = [chosen[0]]
+    for part in parts:
+        if any(part & u.terms for u in picked):
+            continue
+        extra = next((u for u in place if u not in picked and u.score >= floor and part & u.terms), None)
+        if extra is not None:
+            picked.append(extra)
+    picked.extend(u for u in chosen if u not in picked)
+    return picked[:max_sentences]
 
 
 def _list_block(units: list[_Unit], anchor: _Unit) -> list[_Unit]:
@@ -296,20 +283,23 @@ def choose_sentences(
     if not units:
         return []
     kind = question_kind(question)
+    # A part is named by its words the passages use ("explain", "name" are the question's wording, not a part).
+    used = set().union(*(u.terms for u in units))
+    parts = [p & used for p in question_parts(question, query_idf) if p & used]
+    parts = parts if len(parts) >= 2 else []
     _prescore(units, kind, query_idf)
-    # Only the most promising sentences are embedded (one batch; cached by text): latency stays small.
-    ranked = sorted(units, key=lambda u: -u.score)
-    embedded = ranked[: vectors.candidates]
-    if embedded:
+    # Words, passage and kind pick the sentences matched by meaning (stored vectors, or a few embedded).
+    ranked = _promote_parts(sorted(units, key=lambda u: -u.score), parts, vectors.candidates)
+    if vectors.candidates > 0 or vectors.store is not None:
         query = np.asarray(vectors.embedder.embed_query(question), dtype=np.float32)
         if topic and topic.strip() and topic.strip() not in question:
             blended = (1 - TOPIC_WEIGHT) * query + TOPIC_WEIGHT * np.asarray(vectors.embedder.embed_query(topic))
             query = (blended / max(float(np.linalg.norm(blended)), 1e-9)).astype(np.float32)
-        _add_meaning(embedded, (vectors.get([_embed_text(u) for u in embedded]) @ query).tolist())
+        wanted = [(u.evidence.chunk, u.text, _embed_text(u)) for u in ranked]
+        matched = _add_meaning(ranked, vectors.match(wanted, query))
     else:  # meaning-match switched off: a sentence stands for its passage
-        embedded = ranked
-        _add_meaning(embedded, [u.evidence.dense_score or 0.0 for u in embedded])
-    on_topic = [u for u in embedded if u.meaning >= TOPIC_FLOOR or (u.meaning >= LOOSE_FLOOR and u.lexical > 0)]
+        matched = _add_meaning(ranked, [u.evidence.dense_score or 0.0 for u in ranked])
+    on_topic = [u for u in matched if u.meaning >= TOPIC_FLOOR or (u.meaning >= LOOSE_FLOOR and u.lexical > 0)]
     if not on_topic:
         return []
     # One coherent place: the section whose two best sentences score highest.
@@ -331,6 +321,9 @@ def choose_sentences(
         block = _list_block([u for u in units if u.group == best.group], listed[0])
         if sum(u.is_item for u in block) > 1:
             return sorted(block, key=lambda u: u.order)
+    # A part no sentence of the place answers may be answered next door: the same module, on topic.
+    nearby = place + [u for u in sorted(on_topic, key=lambda u: -u.score) if u.group[:2] == best.group[:2]]
+    chosen = _cover_parts(chosen, nearby, parts, max_sentences)
     if kind == "definition" and len(chosen) == 1:
         # A definition reads better with the sentence that follows it, when that one is on topic too.
         follower = next((u for u in place if u.evidence is best.evidence and u.position == best.position + 1), None)
@@ -360,4 +353,13 @@ def extract_answer(
     return number_citations(keyed, [u.evidence for u in chosen])
 
 
-__all__ = ["MAX_SENTENCES", "TOPIC_FLOOR", "SentenceVectors", "choose_sentences", "extract_answer", "question_kind"]
+__all__ = [
+    "MAX_SENTENCES",
+    "TOPIC_FLOOR",
+    "SentenceStore",
+    "SentenceVectors",
+    "choose_sentences",
+    "chunk_sentences",
+    "extract_answer",
+    "question_kind",
+]

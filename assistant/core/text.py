@@ -201,11 +201,40 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
 
 
+# A list marker on its own ("1.", "(b)", "iv.") is not a sentence: it belongs to the item that follows it. A
+# lead-in ending in a marker ("It has three parts: 1.") gives the marker to the next item too.
+_MARKER = r"\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)]"
+_ONLY_MARKER = re.compile(rf"^{_MARKER}$", re.IGNORECASE)
+_TRAILING_MARKER = re.compile(rf"(?<=[:;])\s+({_MARKER})$", re.IGNORECASE)
+
+
+def _keep_markers(parts: list[str]) -> list[str]:
+    """Rejoin each list marker that the sentence split cut off with the item it introduces."""
+    out: list[str] = []
+    carry = ""
+    for part in parts:
+        if carry:
+            part = f"{carry} {part}"
+            carry = ""
+        if _ONLY_MARKER.match(part):
+            carry = part
+            continue
+        trailing = _TRAILING_MARKER.search(part)
+        if trailing:
+            carry = trailing.group(1)
+            part = part[: trailing.start()]
+        out.append(part)
+    if carry:
+        out.append(carry)
+    return out
+
+
 def split_units(text: str) -> list[tuple[str, bool]]:
-    """(sentence or list item, whether a line break follows it), in order."""
+    """(sentence or list item, whether a line break follows it), in order; a numbered item ("1. Open the
+    portal.") stays one unit with its number."""
     units: list[tuple[str, bool]] = []
     for line in text.splitlines():
-        parts = [p.strip() for p in _SENTENCE_END.split(line) if p and p.strip()]
+        parts = _keep_markers([p.strip() for p in _SENTENCE_END.split(line) if p and p.strip()])
         units.extend((part, i == len(parts) - 1) for i, part in enumerate(parts))
     return units
 

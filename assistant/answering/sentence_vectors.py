@@ -1,0 +1,134 @@
+"""Sentence vectors for the extractive answerer: stored at ingest when the index keeps them, else embedded.
+
+The scorer asks for the vectors of its candidate sentences, each named by its chunk id and its text. A
+`SentenceStore` (vectors kept at ingest; the index's sentence representation) answers for the sentences it
+holds, at the cost of a lookup. What it does not hold is embedded with the index's own embedder, in one batch,
+and kept in an LRU by text, but only for the `candidates` most promising sentences: an embedding costs about one
+short forward pass, a stored vector next to nothing, so with a store many more sentences are matched by meaning.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from assistant.core.types import Chunk
+from assistant.models.embeddings import EmbeddingModel
+
+# Sentences embedded per question when no vector is stored (COURSEPILOT_ANSWER_SENTENCE_CANDIDATES).
+MAX_EMBEDDED = 8
+# Sentences matched by meaning per question when their vectors are stored (a dot product each).
+MAX_STORED = 40
+
+
+class SentenceStore(Protocol):
+    """Sentence vectors kept at ingest, by chunk id, then by the sentence's text as the answerer quotes it
+    (extractive.chunk_sentences); unit-normalised rows."""
+
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]: ...
+
+
+class _Spans(Protocol):
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+
+class SpanStore(Protocol):
+    """A store of sentence vectors by character span of chunk.text (the index's sentence representation)."""
+
+    def sentences(self, chunk_ids: Iterable[str]) -> Mapping[str, _Spans]: ...
+
+
+class SpanSentences:
+    """A SpanStore read as a SentenceStore: each span's text, cleaned of its list marker as the answerer quotes
+    it, names its vector; a zero row (a sentence that got no vector) is left out."""
+
+    def __init__(self, store: SpanStore) -> None:
+        self.store = store
+
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
+        from assistant.answering.extractive import clean_unit
+
+        text_of = {c.id: c.text for c in chunks}
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for chunk_id, found in self.store.sentences(list(text_of)).items():
+            text = text_of.get(chunk_id, "")
+            rows: dict[str, np.ndarray] = {}
+            for (start, end), vector in zip(found.spans, found.vectors, strict=False):
+                if np.any(vector):
+                    rows[clean_unit(text[start:end])[0]] = np.asarray(vector, dtype=np.float32)
+            out[chunk_id] = rows
+        return out
+
+
+class SentenceVectors:
+    """Vectors of candidate sentences: from the store where it has them, else embedded (cached by text)."""
+
+    def __init__(
+        self,
+        embedder: EmbeddingModel,
+        size: int = 20_000,
+        candidates: int = MAX_EMBEDDED,
+        store: SentenceStore | None = None,
+        stored_candidates: int = MAX_STORED,
+    ) -> None:
+        self.embedder = embedder
+        self.size = size
+        self.candidates = candidates
+        self.store = store
+        self.stored_candidates = stored_candidates
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts` (one batch for those not cached yet)."""
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vectors = np.asarray(self.embedder.embed_documents(missing), dtype=np.float32)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._cache[text] = vector
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+            found = [self._cache[t] for t in texts if t in self._cache]
+        if len(found) != len(texts):  # evicted by another thread in between: compute them again
+            return np.asarray(self.embedder.embed_documents(list(texts)), dtype=np.float32)
+        return np.vstack(found) if found else np.zeros((0, 0), dtype=np.float32)
+
+    def match(self, wanted: Sequence[tuple[Chunk, str, str]], query: np.ndarray) -> list[float | None]:
+        """Cosine to `query` of each (chunk, sentence, text to embed), best candidates first.
+
+        A stored vector is used when the store holds the sentence (up to `stored_candidates`); otherwise the
+        first `candidates` sentences without one are embedded. The rest get None: not matched by meaning.
+        """
+        out: list[float | None] = [None] * len(wanted)
+        stored: Mapping[str, Mapping[str, np.ndarray]] = {}
+        if self.store is not None and self.stored_candidates > 0:
+            chunks = list({c.id: c for c, _, _ in wanted}.values())
+            stored = self.store.sentence_vectors(chunks)
+        to_embed: list[int] = []
+        used = 0
+        for i, (chunk, sentence, _) in enumerate(wanted):
+            vector = stored.get(chunk.id, {}).get(sentence)
+            if vector is not None and used < self.stored_candidates:
+                out[i] = float(np.asarray(vector, dtype=np.float32) @ query)
+                used += 1
+            elif len(to_embed) < self.candidates:
+                to_embed.append(i)
+        if to_embed:
+            vectors = self.get([wanted[i][2] for i in to_embed])
+            for i, similarity in zip(to_embed, (vectors @ query).tolist(), strict=True):
+                out[i] = float(similarity)
+        return out
+
+
+__all__ = ["MAX_EMBEDDED", "MAX_STORED", "SentenceStore", "SentenceVectors", "SpanSentences", "SpanStore"]

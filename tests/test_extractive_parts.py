@@ -1,0 +1,226 @@
+"""Extractive answers: multi-part questions, lists written inline, evidence further down, stored sentence vectors.
+
+These call the sentence chooser on hand-made evidence with the project's real embedder (no index needed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import make_settings
+
+from assistant.answering.extractive import choose_sentences, chunk_sentences, extract_answer
+from assistant.answering.questions import question_parts
+from assistant.answering.sentence_vectors import SentenceVectors, SpanSentences
+from assistant.core.text import split_sentences, split_units, tokenize
+from assistant.core.types import Chunk, Evidence, Location
+from assistant.models.embeddings import EmbeddingModel, get_embedder
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingModel:
+    return get_embedder(make_settings(tmp_path_factory.mktemp("parts")).embedding)
+
+
+def evidence(texts: Sequence[tuple[str, str]], dense: float = 0.6) -> list[Evidence]:
+    """One passage per (section heading, text), in one module, all equally close to the question."""
+    out = []
+    for i, (heading, text) in enumerate(texts):
+        loc = Location(course_id="c", course_title="Course", module="m.md", module_title="Module", section=(heading,))
+        chunk = Chunk(
+            id=f"chunk-{i}", text=text, location=loc, ordinal=i, tokens=len(text.split()), content_hash=str(i)
+        )
+        out.append(Evidence(key=f"S{i + 1}", chunk=chunk, score=1.0 - 0.01 * i, dense_score=dense))
+    return out
+
+
+def idf(question: str) -> dict[str, float]:
+    return {t: 1.0 for t in tokenize(question)}
+
+
+def test_a_numbered_item_keeps_its_number() -> None:
+    # The sentence split used to cut "1." off as a unit of its own (and the chunker could end a chunk on it).
+    assert split_units("1. Open the HR portal and choose Time.") == [("1. Open the HR portal and choose Time.", True)]
+    assert split_sentences("Say it in three parts: 1. Situation: when. 2. Behaviour: what. 3. Impact: effect.") == [
+        "Say it in three parts:",
+        "1. Situation: when.",
+        "2. Behaviour: what.",
+        "3. Impact: effect.",
+    ]
+    assert split_sentences("We met at 5. Then we left.") == ["We met at 5.", "Then we left."]
+
+
+def test_question_parts() -> None:
+    question = "Explain the concepts of revenue, costs, and profit."
+    assert question_parts(question, idf(question)) == [{"revenu"}, {"cost"}, {"profit"}]
+    two = "What is a business cycle? How do businesses adapt to periods of contraction?"
+    assert len(question_parts(two, idf(two))) == 2
+    one = "What is the role of an entrepreneur in society?"
+    assert question_parts(one, idf(one)) == []
+    dotted = "What impact does trade have on the U.S. economy?"
+    assert question_parts(dotted, idf(dotted)) == []
+
+
+def test_each_part_of_a_multi_part_question_gets_a_sentence(embedder: EmbeddingModel) -> None:
+    # Revenue and profit fill the five sentences by score alone; the cost sentence must still be quoted.
+    text = (
+        "Revenue is the money a company earns from providing goods and services to its customers. "
+        "Revenue grows when a company sells more goods and services to its customers. "
+        "Revenue and profit are the figures managers watch most closely. "
+        "Profit is the money left over after all expenses are paid. "
+        "Profit rewards the owners for the risk of running the business. "
+        "A company that earns more revenue than it spends makes a profit. "
+        "Costs are expenses such as rent, salaries and supplies."
+    )
+    question = "Explain the concepts of revenue, costs, and profit."
+    chosen = choose_sentences(
+        question, evidence([("The Nature of Business", text)]), idf(question), SentenceVectors(embedder)
+    )
+    quoted = " ".join(u.text for u in chosen)
+    for word in ("Revenue", "Costs are", "Profit"):
+        assert word in quoted, quoted
+
+
+def test_an_answer_in_the_fifth_passage_is_found(embedder: EmbeddingModel) -> None:
+    filler = [
+        ("Office hours", "The office opens at nine and closes at five on weekdays."),
+        ("Parking", "Staff park in the lower garage and visitors use the front lot."),
+        ("Kitchen", "Please wash your own cups and empty the fridge on Fridays."),
+        ("Printers", "The printers on each floor need your badge to release a job."),
+    ]
+    answer = ("Expense claims", "Submit an expense claim in the finance portal within thirty days of the purchase.")
+    question = "How do I submit an expense claim?"
+    text, citations = extract_answer(question, evidence([*filler, answer]), idf(question), SentenceVectors(embedder))
+    assert "finance portal" in text
+    assert [c.location.section[-1] for c in citations] == ["Expense claims"]
+
+
+def test_an_inline_numbered_procedure_is_quoted_whole_and_in_order(embedder: EmbeddingModel) -> None:
+    text = (
+        "To book a meeting room: 1. Open the calendar and choose Rooms. 2. Pick a free room for your time. "
+        "3. Add the attendees and click Book."
+    )
+    question = "How do I book a meeting room?"
+    answer, citations = extract_answer(
+        question, evidence([("Booking rooms", text)]), idf(question), SentenceVectors(embedder)
+    )
+    steps = [re.sub(r"\s*\[\d+\]$", "", line) for line in answer.splitlines() if line.startswith("- ")]
+    assert steps == [
+        "- Open the calendar and choose Rooms.",
+        "- Pick a free room for your time.",
+        "- Add the attendees and click Book.",
+    ]
+    assert all(re.search(r"\[1\]$", line) for line in answer.splitlines())
+    assert len(citations) == 1
+
+
+class Store:
+    """Sentence vectors kept at ingest under chunk_sentences' texts (here: computed up front, real embedder)."""
+
+    def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Evidence]) -> None:
+        self.rows: dict[str, dict[str, np.ndarray]] = {}
+        self.asked: list[list[str]] = []
+        for item in chunks:
+            sentences = [text for _, text, _ in chunk_sentences(item.chunk)]
+            vectors = np.asarray(embedder.embed_documents(sentences), dtype=np.float32)
+            self.rows[item.chunk.id] = dict(zip(sentences, vectors, strict=True))
+
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
+        self.asked.append([c.id for c in chunks])
+        return {c.id: self.rows[c.id] for c in chunks if c.id in self.rows}
+
+
+def test_stored_sentence_vectors_replace_embedding_at_query_time(embedder: EmbeddingModel) -> None:
+    passages = evidence(
+        [
+            ("Why people avoid giving feedback", "The usual reasons are fear of conflict and a polite team culture."),
+            ("The three parts", "Say it in three parts: the situation, the behaviour and its impact."),
+        ]
+    )
+    store = Store(embedder, passages)
+    embedded: list[str] = []
+
+    class Counting:
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            embedded.extend(texts)
+            return embedder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            return embedder.embed_query(text)
+
+    question = "Why do people avoid giving feedback?"
+    vectors = SentenceVectors(Counting(), candidates=0, store=store)  # type: ignore[arg-type]
+    text, citations = extract_answer(question, passages, idf(question), vectors)
+    assert "fear of conflict" in text and citations
+    assert embedded == [] and store.asked == [["chunk-0", "chunk-1"]]
+    # Without a store, the same sentences are embedded at query time.
+    text_embedded, _ = extract_answer(question, passages, idf(question), SentenceVectors(Counting()))
+    assert "fear of conflict" in text_embedded and embedded
+
+
+def test_a_sentence_the_store_lacks_is_embedded(embedder: EmbeddingModel, tmp_path: Path) -> None:
+    passages = evidence([("Parking", "Staff park in the lower garage. Visitors use the front lot.")])
+    store = Store(embedder, [])
+    vectors = SentenceVectors(embedder, candidates=1, store=store)
+    query = np.asarray(embedder.embed_query("where do visitors park?"), dtype=np.float32)
+    wanted = [(passages[0].chunk, s, s) for s in split_sentences(passages[0].chunk.text)]
+    similarities = vectors.match(wanted, query)
+    assert similarities[0] is not None and similarities[1] is None  # one embedding allowed, the other unmatched
+
+
+def test_a_part_the_chosen_section_lacks_is_answered_from_the_same_module(embedder: EmbeddingModel) -> None:
+    passages = evidence(
+        [
+            (
+                "Recruiting employees",
+                "Recruiting is the attempt to find and attract qualified applicants in the external labor market. "
+                "Recruiting brings in a pool of applicants from which the firm chooses. "
+                "Recruiters visit campuses and job fairs to meet applicants.",
+            ),
+            (
+                "Selecting employees",
+                "Selection is the process of deciding which applicant to hire, by interviews and tests.",
+            ),
+        ]
+    )
+    question = "What is recruiting? How does selection work?"
+    text, citations = extract_answer(question, passages, idf(question), SentenceVectors(embedder))
+    assert "Recruiting is" in text and "Selection is the process" in text
+    assert {c.location.section[-1] for c in citations} == {"Recruiting employees", "Selecting employees"}
+
+
+class Spans:
+    """The index's sentence store as h14s keeps it: per chunk, character spans of chunk.text and their rows."""
+
+    def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Chunk]) -> None:
+        self.rows: dict[str, SimpleNamespace] = {}
+        for chunk in chunks:
+            spans, pos = [], 0
+            for unit in split_sentences(chunk.text):
+                start = chunk.text.find(unit, pos)
+                spans.append((start, start + len(unit)))
+                pos = start + len(unit)
+            vectors = np.asarray(embedder.embed_documents([chunk.text[a:b] for a, b in spans]), dtype=np.float32)
+            vectors[-1] = 0.0  # the last sentence got no vector (beyond the model's window)
+            self.rows[chunk.id] = SimpleNamespace(spans=spans, vectors=vectors)
+
+    def sentences(self, chunk_ids: Iterable[str]) -> dict[str, SimpleNamespace]:
+        return {c: self.rows[c] for c in chunk_ids if c in self.rows}
+
+
+def test_a_span_store_serves_the_sentences_as_the_answerer_quotes_them(embedder: EmbeddingModel) -> None:
+    text = "Say it in three parts:\n- Situation: when and where it happened.\n- Behaviour: what the person did.\nIt is short."
+    chunk = evidence([("The three parts", text)])[0].chunk
+    rows = SpanSentences(Spans(embedder, [chunk])).sentence_vectors([chunk])[chunk.id]
+    # List markers are cleaned as in chunk_sentences; the sentence without a vector is not served.
+    assert set(rows) == {
+        "Say it in three parts:",
+        "Situation: when and where it happened.",
+        "Behaviour: what the person did.",
+    }
+    assert {t for _, t, _ in chunk_sentences(chunk)} >= set(rows)
