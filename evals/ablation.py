@@ -6,7 +6,8 @@ candidate generation per question, and every row scored from those same candidat
 * baselines: dense only, BM25 only, plain reciprocal rank fusion, the z-score fusion (the previous default);
 * the shipped learned ranker, and the ranker with one group of features held at its training mean
   (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it), and the
-  ranker without the distinct-sections ordering of the head (`section_vote`).
+  ranker without the distinct-sections ordering of the head (`section_vote`) and without its boosted trees
+  (the linear part alone).
 
 Refusal figures use the shipped calibrated decision: false refusals on answerable questions, the share
 refused with the gold course left out (openstax), and refusal precision and recall on the golden set.
@@ -73,13 +74,15 @@ class AblationResult(BaseModel):
     seconds: float
 
 
-def _variants(distinct: int) -> list[tuple[str, str, frozenset[str], int]]:
+def _variants(distinct: int, has_trees: bool) -> list[tuple[str, str, frozenset[str], int]]:
     """(label, ranking, features held at their mean, distinct sections first) of every row."""
     out: list[tuple[str, str, frozenset[str], int]] = [(ROW_LABELS[b], b, frozenset(), 0) for b in BASELINES]
     out.append((ROW_LABELS["ranker"], "ranker", frozenset(), distinct))
     out.extend((f"  ranker without {group}", "ranker", drop, distinct) for group, drop in GROUPS.items())
     if distinct > 0:
         out.append(("  ranker without distinct sections first", "ranker", frozenset(), 0))
+    if has_trees:
+        out.append(("  ranker without its boosted trees", "linear", frozenset(), distinct))
     return out
 
 
@@ -162,10 +165,14 @@ def run_ablation(
         figures.golden_false_refusal_rate = round(fp / len(answerable), 4) if answerable else None
 
     rows: list[AblationRow] = []
-    for label, variant, drop, distinct in _variants(settings.retrieval.distinct_sections):
+    linear = ranker.model_copy(update={"trees": None})
+    for label, variant, drop, distinct in _variants(settings.retrieval.distinct_sections, ranker.trees is not None):
+        model = linear if variant == "linear" else ranker
         row = AblationRow(name=label)
         for name, cases in sets.items():
-            rankings = {c.qid: ranked_ids(c, variant, ranker, drop, distinct) for c in cases}
+            rankings = {
+                c.qid: ranked_ids(c, "ranker" if model is linear else variant, model, drop, distinct) for c in cases
+            }
             if name == "scifact":
                 row.scifact_ndcg_at_10 = round(mean_ndcg(cases, rankings), 4)
             else:

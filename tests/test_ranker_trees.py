@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from assistant.retrieval.features import FEATURES
-from assistant.retrieval.ranker import LinearModel, TreeEnsemble, shipped_ranker
+from assistant.retrieval.ranker import LinearModel, TreeEnsemble
 from evals.fit import fit_listwise, fit_trees
 from evals.ranking import QueryCase
 
@@ -80,9 +80,3 @@ def test_boosted_trees_find_what_the_linear_score_cannot() -> None:
     again = LinearModel.model_validate_json(boosted.model_dump_json())
     case = held_out[0]
     assert np.allclose(again.logits(case.features, FEATURES), boosted.logits(case.features, FEATURES))
-
-
-def test_shipped_ranker_carries_its_trees() -> None:
-    ranker = shipped_ranker()
-    assert ranker.trees is not None and len(ranker.trees.feature) > 0
-    assert all(f < len(ranker.features) for tree in ranker.trees.feature for f in tree)
