@@ -5,7 +5,9 @@ candidate generation per question, and every row scored from those same candidat
 
 * baselines: dense only, BM25 only, plain reciprocal rank fusion, the z-score fusion (the previous default);
 * the shipped learned ranker, and the ranker with one group of features held at its training mean
-  (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it).
+  (a "without X" row; the model is not refitted, so the row reads as that group's contribution to it), and the
+  ranker without the distinct-sections ordering of the head (`section_vote`) and without its boosted trees
+  (the linear part alone).
 
 Refusal figures use the shipped calibrated decision, beside the previous two-threshold rule: false refusals on
 answerable questions, the share refused with the gold course (openstax) or the gold documents (SciFact) left
@@ -81,10 +83,15 @@ class AblationResult(BaseModel):
     seconds: float
 
 
-def _variants() -> list[tuple[str, str, frozenset[str]]]:
-    out: list[tuple[str, str, frozenset[str]]] = [(ROW_LABELS[b], b, frozenset()) for b in BASELINES]
-    out.append((ROW_LABELS["ranker"], "ranker", frozenset()))
-    out.extend((f"  ranker without {group}", "ranker", drop) for group, drop in GROUPS.items())
+def _variants(distinct: int, has_trees: bool) -> list[tuple[str, str, frozenset[str], int]]:
+    """(label, ranking, features held at their mean, distinct sections first) of every row."""
+    out: list[tuple[str, str, frozenset[str], int]] = [(ROW_LABELS[b], b, frozenset(), 0) for b in BASELINES]
+    out.append((ROW_LABELS["ranker"], "ranker", frozenset(), distinct))
+    out.extend((f"  ranker without {group}", "ranker", drop, distinct) for group, drop in GROUPS.items())
+    if distinct > 0:
+        out.append(("  ranker without distinct sections first", "ranker", frozenset(), 0))
+    if has_trees:
+        out.append(("  ranker without its boosted trees", "linear", frozenset(), distinct))
     return out
 
 
@@ -196,10 +203,14 @@ def run_ablation(
     figures.thresholds = thresholds if refusal_sets else None
 
     rows: list[AblationRow] = []
-    for label, variant, drop in _variants():
+    linear = ranker.model_copy(update={"trees": None})
+    for label, variant, drop, distinct in _variants(settings.retrieval.distinct_sections, ranker.trees is not None):
+        model = linear if variant == "linear" else ranker
         row = AblationRow(name=label)
         for name, cases in sets.items():
-            rankings = {c.qid: ranked_ids(c, variant, ranker, drop) for c in cases}
+            rankings = {
+                c.qid: ranked_ids(c, "ranker" if model is linear else variant, model, drop, distinct) for c in cases
+            }
             if name == "scifact":
                 row.scifact_ndcg_at_10 = round(mean_ndcg(cases, rankings), 4)
             else:

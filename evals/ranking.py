@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from assistant.retrieval.ranker import LinearModel
 from assistant.retrieval.refusal import EMPTY_INPUTS, RefusalInputs, refusal_signals
 from assistant.retrieval.rerank import features_for, inputs_for, order_by
 from assistant.retrieval.retriever import CandidateLists, Retriever, fuse_rrf
+from assistant.retrieval.section_vote import distinct_sections_first, section_keys
 from evals.beir import BeirDataset, ndcg_at_k
 from evals.openstax import LibraryQuestion, is_hit
 
@@ -43,6 +44,7 @@ class QueryCase:
     max_dense: float
     best_heading_dense: float
     refusal: RefusalInputs = EMPTY_INPUTS
+    keys: list[int] = field(default_factory=list)  # the top-level section of each pool candidate
 
     @property
     def labels(self) -> np.ndarray:
@@ -84,6 +86,7 @@ def _case(
         max_dense=max(lists.dense.scores, default=0.0),
         best_heading_dense=cands.best_heading_dense,
         refusal=inputs_for(query, lists, index, cands),
+        keys=section_keys(cands.ids, index.sections()),
     )
 
 
@@ -149,16 +152,24 @@ def beir_cases(
 
 
 def ranked_ids(
-    case: QueryCase, variant: str, ranker: LinearModel | None, drop: frozenset[str] = frozenset()
+    case: QueryCase,
+    variant: str,
+    ranker: LinearModel | None,
+    drop: frozenset[str] = frozenset(),
+    distinct: int = 0,
 ) -> list[str]:
-    """A case's ranking under a baseline name, or under the ranker (features in `drop` held at their mean)."""
+    """A case's ranking under a baseline name, or under the ranker (features in `drop` held at their mean),
+    with the first `distinct` places given to distinct sections as the retriever does (`section_vote`)."""
     if variant in case.rankings:
         return case.rankings[variant]
     assert ranker is not None
     logits = ranker.logits(case.features, FEATURES, drop) if case.pool else np.zeros(0)
-    pool = sorted(zip(case.pool, logits.tolist(), strict=True), key=lambda item: (-item[1], item[0]))
+    pool = [c for c, _ in sorted(zip(case.pool, logits.tolist(), strict=True), key=lambda item: (-item[1], item[0]))]
+    if distinct > 0 and case.keys:
+        key_of = dict(zip(case.pool, case.keys, strict=True))
+        pool = [pool[i] for i in distinct_sections_first(pool, [key_of[c] for c in pool], distinct)]
     rest = [c for c in case.rankings["fusion"] if c not in set(case.pool)]
-    return [c for c, _ in pool] + rest
+    return pool + rest
 
 
 def ranker_logits(case: QueryCase, ranker: LinearModel) -> np.ndarray:

@@ -192,6 +192,9 @@ def eval_fit_ranker(
         Path | None, typer.Option("--out", help="Write the model files here instead of into the package.")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N train questions.")] = None,
+    trees: Annotated[
+        bool, typer.Option("--trees", help="Also boost LightGBM trees on the linear score (needs lightgbm).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Refit the learned ranker and the calibrated refusal model on the train splits (openstax + SciFact)."""
@@ -210,6 +213,7 @@ def eval_fit_ranker(
                 out_dir=out_dir,
                 limit=limit,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                trees=trees,
             )
     except (CoursePilotError, FileNotFoundError) as exc:
         fail(

@@ -12,6 +12,7 @@ from assistant.retrieval.library_scale import library_scale
 from assistant.retrieval.ranker import LinearModel, shipped_ranker, shipped_refusal
 from assistant.retrieval.refusal import REFUSAL_FEATURES, RefusalInputs, refusal_inputs, refusal_signals
 from assistant.retrieval.retriever import CandidateLists
+from assistant.retrieval.section_vote import distinct_sections_first, section_keys
 
 
 @dataclass
@@ -53,9 +54,24 @@ def inputs_for(query: str, lists: CandidateLists, index: LibraryIndex, cands: Ca
     )
 
 
-def order_by(lists: CandidateLists, cands: CandidateSet, logits: np.ndarray) -> list[tuple[str, float]]:
-    """The pool by logit (ties by id), then the rest of the fused list in its order, below every pool score."""
+def order_by(
+    lists: CandidateLists,
+    cands: CandidateSet,
+    logits: np.ndarray,
+    keys: list[int] | None = None,
+    distinct: int = 0,
+) -> list[tuple[str, float]]:
+    """The pool by logit (ties by id), then the rest of the fused list in its order, below every pool score.
+
+    With `distinct` > 0 and the pool's section `keys`, the first `distinct` places go to the best chunks of that
+    many distinct sections (`section_vote`); the scores stay decreasing, so callers may keep sorting by them.
+    """
     pool = sorted(zip(cands.ids, logits.tolist(), strict=True), key=lambda item: (-item[1], item[0]))
+    if distinct > 0 and keys is not None:
+        key_of = dict(zip(cands.ids, keys, strict=True))
+        positions = distinct_sections_first([c for c, _ in pool], [key_of[c] for c, _ in pool], distinct)
+        scores = [s for _, s in pool]
+        pool = [(pool[p][0], scores[i]) for i, p in enumerate(positions)]
     floor = min(logits.tolist(), default=0.0) - 1.0
     rest = [(cid, floor - i * 1e-6) for i, (cid, _) in enumerate(lists.fused[len(cands.ids) :])]
     return pool + rest
@@ -68,6 +84,7 @@ def rerank(
     pool: int,
     ranker: LinearModel | None = None,
     refusal: LinearModel | None = None,
+    distinct: int = 0,
 ) -> Reranked:
     ranker = ranker or shipped_ranker()
     refusal = refusal or shipped_refusal()
@@ -77,7 +94,7 @@ def rerank(
     signals = refusal_signals(cands, ranker, inputs)
     probability = float(refusal.probability(signals, REFUSAL_FEATURES)[0])
     return Reranked(
-        fused=order_by(lists, cands, logits),
+        fused=order_by(lists, cands, logits, section_keys(cands.ids, index.sections()), distinct),
         candidates=cands,
         logits=logits,
         answer_probability=probability,

@@ -149,7 +149,7 @@ class Retriever:
         if cfg.ranker == "learned":
             from assistant.retrieval.rerank import rerank
 
-            reranked = rerank(query, lists, self.index, cfg.rerank_pool)
+            reranked = rerank(query, lists, self.index, cfg.rerank_pool, distinct=cfg.distinct_sections)
             fused = reranked.fused
             # The refusal model reads z-scored and relative signals: over a handful of candidates (a library of a
             # few chunks), or without the library's own cosine scale (no heading vectors to measure it with),
