@@ -17,6 +17,13 @@ Storage (``<index dir>/sentences/``), chosen to scale to ~1M sentences (100k chu
 New sentences are appended to the row files; the manifest is replaced atomically after the rows are on disk, so
 a reader never sees a row that is not written. When more than half the rows are no longer referenced, the live
 rows are copied to the next epoch's files and the old files are removed. Readers memory-map the row files.
+
+Reading (e.g. the extractive answerer): ``LibraryIndex.sentence_store.sentences(chunk_ids)`` gives, per chunk that
+has them, a ``ChunkSentences`` (character spans into ``chunk.text`` from ``sentence_spans``, and unit float32
+vectors, rows aligned); ``best_cosine(query_vector, chunk_ids)`` the best sentence cosine per chunk (NaN: none).
+Late-chunked vectors carry their chunk's context, so their cosines differ from those of the sentence embedded
+alone (openstax train, top-10 candidates: best sentence 0.55 late vs 0.60 alone; within a chunk the two orders
+correlate 0.74): a threshold set on one does not carry over to the other.
 """
 
 from __future__ import annotations
@@ -158,20 +165,33 @@ class SentenceStore:
         return out
 
     def best_cosine(self, query_vector: np.ndarray, chunk_ids: Sequence[str]) -> np.ndarray:
-        """Per chunk, the best cosine of the query to one of its sentences; NaN where a chunk has none stored."""
+        """Per chunk, the best cosine of the query to one of its sentences; NaN where a chunk has none stored.
+
+        One gather of the chunks' rows and one product: a question's 30 candidates cost well under a millisecond.
+        """
         out = np.full(len(chunk_ids), np.nan, dtype=np.float32)
-        found = self.sentences(chunk_ids)
-        if not found:
-            return out
+        body = self._load()
+        chunks, entries = body["chunks"], body["entries"]
         q = np.asarray(query_vector, dtype=np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-9)
+        if not entries or int(body["dim"]) != q.shape[0]:
+            return out
+        slots: list[int] = []
+        ranges: list[np.ndarray] = []
         for k, cid in enumerate(chunk_ids):
-            item = found.get(cid)
-            if item is not None and item.vectors.shape[0] and item.vectors.shape[1] == q.shape[0]:
-                scores = item.vectors @ q
-                has = np.abs(item.vectors).sum(axis=1) > 0
-                if has.any():
-                    out[k] = float(scores[has].max())
+            entry = entries.get(chunks.get(cid, ""))
+            if entry is not None and entry[1] > 0:
+                slots.append(k)
+                ranges.append(np.arange(entry[0], entry[0] + entry[1]))
+        if not slots:
+            return out
+        vectors, _ = self._rows()
+        rows = np.concatenate(ranges)
+        values = vectors[rows].astype(np.float32)
+        norms = np.linalg.norm(values, axis=1)
+        scores = np.where(norms > 0, (values @ q) / np.where(norms > 0, norms, 1.0), -np.inf)
+        starts = np.cumsum([0] + [len(r) for r in ranges[:-1]])
+        best = np.maximum.reduceat(scores, starts)
+        out[slots] = np.where(np.isfinite(best), best / max(float(np.linalg.norm(q)), 1e-9), np.nan)
         return out
 
     # -- writing (under the ingest lease: one writer) -----------------------------------------------------
