@@ -286,16 +286,6 @@ def sync_beir_sections(index: LibraryIndex, chunks: Sequence[Chunk], settings: S
     mapping.save(index.sections_path, index.ledger.generation)
 
 
-def sync_beir_sentences(index: LibraryIndex, settings: Settings) -> None:
-    """Late-chunked sentence vectors of the documents, made as ingest makes them (one model run per document; none
-    when the embedder gives no token outputs). Kept in the index until it is rebuilt."""
-    if index.sentence_store.generation == index.ledger.generation:
-        return
-    from ingest.representations import SentenceUpdates
-
-    SentenceUpdates(index).sync(get_embedder(settings.embedding))
-
-
 def _rows(wanted: list[str], texts: Mapping[str, str], ids: list[str], vectors: np.ndarray) -> np.ndarray:
     """Cached vectors of the heading texts `wanted` (texts, in the order sync_section_vectors asks for them)."""
     row_of_text = {texts[sid]: i for i, sid in enumerate(ids)}
@@ -317,7 +307,6 @@ def open_beir_index(
         and index.ledger.chunk_count() == n_docs
         and index.store.count() == n_docs
     ):
-        sync_beir_sentences(index, settings)
         return index, True
 
     # Anything else under this collection is stale: start from an empty ledger, snapshot and collection.
@@ -350,7 +339,6 @@ def open_beir_index(
     )
     index.rebuild_lexical().save(index.lexical_path, index.ledger.generation)
     sync_beir_sections(index, chunks, settings)
-    sync_beir_sentences(index, settings)
     index.ledger.set_meta(_FINGERPRINT_KEY, fingerprint)
     return index, False
 

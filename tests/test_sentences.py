@@ -197,20 +197,3 @@ def test_sentence_features_use_stored_sentences_and_fall_back_to_the_chunk(tmp_p
     plain_lists = Retriever(plain, other.retrieval).candidates(query)
     plain_cands = features_for(query, plain_lists, plain, 10)
     assert np.allclose(plain_cands.column("sentence_best"), plain_cands.column("dense"))
-
-
-def test_a_beir_index_gets_sentences_once(tmp_path: Path) -> None:
-    from test_beir import write_dataset
-
-    from evals.beir import benchmark_settings, load_dataset, open_beir_index
-
-    data = load_dataset(write_dataset(tmp_path), "test")
-    settings = benchmark_settings(make_settings(tmp_path), tmp_path / "work")
-    index, reused = open_beir_index(data, settings)
-    assert not reused
-    chunks = index.ledger.get_chunks(index.ledger.all_chunk_ids())
-    assert set(index.sentence_store.sentences(chunks)) == set(chunks)
-    assert index.sentence_store.generation == index.ledger.generation
-    stamp = index.sentence_store.manifest_path.stat().st_mtime_ns
-    again, reused = open_beir_index(data, settings)
-    assert reused and again.sentence_store.manifest_path.stat().st_mtime_ns == stamp
