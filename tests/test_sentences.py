@@ -153,6 +153,12 @@ def test_a_lost_sentence_store_is_rebuilt_without_re_embedding_chunks(tmp_path: 
     assert healed.chunks_embedded == 0
     assert healed.sentences_embedded == first.chunks_total
     assert set(LibraryIndex(settings).sentence_store.sentences(_chunks(settings))) == set(_chunks(settings))
+    # A full rebuild makes every chunk's sentences afresh and drops the rows it replaced.
+    rebuilt = IngestPipeline(settings).run(lib, full=True)
+    assert rebuilt.sentences_embedded == rebuilt.chunks_total and rebuilt.sentences_reused == 0
+    store = LibraryIndex(settings).sentence_store
+    body = store._load()
+    assert body["rows"] == sum(count for _, count in body["entries"].values())
 
 
 def test_the_store_compacts_rows_no_chunk_uses(tmp_path: Path) -> None:

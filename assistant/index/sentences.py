@@ -15,7 +15,7 @@ Storage (``<index dir>/sentences/``), chosen to scale to ~1M sentences (100k chu
 - ``manifest.json``: text key -> (first row, count), chunk id -> text key, the ledger generation it reflects.
 
 New sentences are appended to the row files; the manifest is replaced atomically after the rows are on disk, so
-a reader never sees a row that is not written. When more than half the rows are no longer referenced, the live
+a reader never sees a row that is not written. When half the rows or more are no longer referenced, the live
 rows are copied to the next epoch's files and the old files are removed. Readers memory-map the row files.
 
 Reading (e.g. the extractive answerer): ``LibraryIndex.sentence_store.sentences(chunk_ids)`` gives, per chunk that
@@ -238,7 +238,7 @@ class SentenceStore:
             entries.pop(key)
         live = sum(count for _, count in entries.values())
         old_epoch = epoch
-        if rows > 2 * live and rows > 0:
+        if rows >= 2 * live and rows > 0:
             epoch, rows, entries = self._compact(epoch, dim, entries)
         body = {
             "version": SENTENCES_VERSION,
