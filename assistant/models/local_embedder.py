@@ -362,10 +362,12 @@ class LocalEmbedder(BaseEmbedder):
         offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + lead
         special = np.asarray(enc.special_tokens_mask, dtype=bool)
         out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
-        for row, (start, end) in enumerate(spans):
-            inside = (offsets[:, 0] < end) & (offsets[:, 1] > start) & ~special
-            if inside.any():
-                out[row] = hidden[inside].mean(axis=0)
+        if spans:  # spans are ordered and disjoint: each token falls in the last span starting at or before it
+            bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+            row = np.searchsorted(bounds[:, 0], offsets[:, 0], side="right") - 1
+            inside = (row >= 0) & ~special
+            inside &= offsets[:, 0] < bounds[np.clip(row, 0, None), 1]
+            np.add.at(out, row[inside], hidden[inside])
         return vector, normalise(out)
 
     def embed_with_spans(
