@@ -27,7 +27,7 @@ from ingest.loaders import LoaderLimits, load_document
 from ingest.manifest import MANIFEST_NAME
 from ingest.packages.course import document_hash
 from ingest.packages.sync import PackagePlan, plan_packages, remember
-from ingest.representations import SectionUpdates
+from ingest.representations import SectionUpdates, SentenceUpdates
 from ingest.results import FileResult
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class IngestReport(BaseModel):
     chunks_total: int = 0
     sections_embedded: int = Field(default=0, description="Heading-trail vectors run through the model.")
     sections_reused: int = Field(default=0, description="Heading-trail vectors kept from earlier runs.")
+    sentences_embedded: int = Field(default=0, description="Chunks whose sentence vectors were made this run.")
+    sentences_reused: int = Field(default=0, description="Chunks whose sentence vectors were kept from earlier runs.")
     courses: int = 0
     seconds: float = 0.0
 
@@ -198,6 +200,7 @@ class IngestPipeline:
         before = ledger.documents()
         pending: list[_Pending] = []
         sections = SectionUpdates(self.index)
+        self._sentences = SentenceUpdates(self.index)
 
         def flush() -> None:
             new = [c for p in pending for c in p.new]
@@ -215,6 +218,7 @@ class IngestPipeline:
                 if stale:
                     self.index.store.delete(stale)
                 sections.document(item.chunks, stale)
+                self._sentences.document(item.chunks, stale)
                 item.result.chunks_deleted = len(stale)
                 report.files.append(item.result)
                 if on_file:
@@ -259,6 +263,7 @@ class IngestPipeline:
             ids = ledger.remove_document(rel)
             self.index.store.delete(ids)
             sections.removed_document(ids)
+            self._sentences.removed_document(ids)
             result = FileResult(path=rel, course_id=record.course_id, status="removed", chunks_deleted=len(ids))
             report.files.append(result)
             if on_file:
@@ -282,6 +287,8 @@ class IngestPipeline:
             full,
         )
         report.sections_embedded, report.sections_reused = synced["embedded"], synced["reused"]
+        sentences = self._sentences.sync(self._embedder or get_embedder(self.settings.embedding), full)
+        report.sentences_embedded, report.sentences_reused = sentences.embedded, sentences.reused
 
         for item in report.files:
             report.documents[item.status] = report.documents.get(item.status, 0) + 1
@@ -315,7 +322,11 @@ class IngestPipeline:
         missing = sorted({t for t in texts if t not in known})
         if missing:
             embedder = self._embedder or get_embedder(self.settings.embedding)
-            fresh = embedder.embed_documents(missing)
+            first: dict[str, Chunk] = {}
+            for chunk, text in zip(chunks, texts, strict=True):
+                first.setdefault(text, chunk)
+            # The sentences of these chunks come from the same model runs (late chunking), when the embedder can.
+            fresh = self._sentences.embed(embedder, {t: first[t] for t in missing})
             known.update(zip(missing, fresh, strict=True))
         embedded_once: set[str] = set(missing)
         reused: set[str] = set()

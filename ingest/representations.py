@@ -1,4 +1,5 @@
-"""Extra representations kept next to the chunks, incrementally: one heading-trail vector per section.
+"""Extra representations kept next to the chunks, incrementally: one heading-trail vector per section, and one
+late-chunked vector per sentence (SentenceUpdates, below).
 
 The pipeline reports, per run, which chunk ids it removed and the section entries of every document it
 (re)wrote; this module folds them into the section snapshot and makes the section collection match it,
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
+from assistant.core.text import index_text
 from assistant.core.types import Chunk, Course
 from assistant.index.library import LibraryIndex
 from assistant.index.sections import (
@@ -19,6 +23,7 @@ from assistant.index.sections import (
     entries_for,
     sync_section_vectors,
 )
+from assistant.index.sentences import SentenceStats, Span, sentence_key, sentence_spans
 
 
 class SectionUpdates:
@@ -51,3 +56,70 @@ class SectionUpdates:
         stats = sync_section_vectors(index.section_store, texts, embed, full=full)
         mapping.save(index.sections_path, index.ledger.generation)
         return stats
+
+
+class SentenceUpdates:
+    """Sentence vectors of one ingest run: made in the same model runs as the chunk vectors (late chunking) when
+    the embedder gives token outputs, then folded into the index's SentenceStore under the ledger's generation.
+
+    An embedder without them (torch, OpenAI, the benchmark's proxy) stores none: the ranking signal then falls
+    back to the chunk's own cosine. Sentences of a text the store already has are never recomputed.
+    """
+
+    def __init__(self, index: LibraryIndex) -> None:
+        self.index = index
+        self.start_generation = index.ledger.generation
+        self.start_empty = index.ledger.chunk_count() == 0
+        self.removed: list[str] = []
+        self.added: dict[str, str] = {}
+        self.fresh: dict[str, tuple[list[Span], np.ndarray]] = {}
+
+    def embed(self, embedder: object, chunks: Mapping[str, Chunk]) -> np.ndarray:
+        """Vectors of the texts `chunks` is keyed by (index_text of the chunk), with their sentences when the
+        embedder can pool token outputs over spans."""
+        vectors = self._late(embedder, chunks)
+        if vectors is None:
+            vectors = embedder.embed_documents(list(chunks))  # type: ignore[attr-defined]
+        return np.asarray(vectors, dtype=np.float32)
+
+    def _late(self, embedder: object, chunks: Mapping[str, Chunk]) -> np.ndarray | None:
+        """Chunk vectors from late-chunked runs, their sentences kept in `fresh`; None: no token outputs."""
+        with_spans = getattr(embedder, "embed_with_spans", None)
+        if not callable(with_spans):
+            return None
+        texts = list(chunks)
+        spans = [sentence_spans(chunks[t].text) for t in texts]
+        shift = [len(t) - len(chunks[t].text) for t in texts]  # index_text puts the heading trail first
+        got = with_spans(texts, [[(s + k, e + k) for s, e in sp] for sp, k in zip(spans, shift, strict=True)])
+        if got is None:
+            return None
+        vectors, per_text = got
+        for text, sp, sv in zip(texts, spans, per_text, strict=True):
+            self.fresh[sentence_key(text)] = (sp, sv)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def document(self, chunks: Sequence[Chunk], stale: Iterable[str]) -> None:
+        self.removed.extend(stale)
+        self.added.update({c.id: sentence_key(index_text(c)) for c in chunks})
+
+    def removed_document(self, ids: Iterable[str]) -> None:
+        self.removed.extend(ids)
+
+    def sync(self, embedder: object, full: bool = False) -> SentenceStats:
+        """Store what this run made and drop what the ledger no longer holds; a chunk the store lacks (a lost
+        store, a chunk whose vector was reused from an older run) gets its sentences now, if the embedder can."""
+        store, ledger = self.index.sentence_store, self.index.ledger
+        if store.generation == self.start_generation or self.start_empty:
+            chunk_keys = {} if self.start_empty else store.chunk_keys()
+            for cid in self.removed:
+                chunk_keys.pop(cid, None)
+            chunk_keys.update(self.added)
+        else:  # lost or stale store: the ledger is the truth
+            chunks = ledger.get_chunks(ledger.all_chunk_ids())
+            chunk_keys = {cid: sentence_key(index_text(c)) for cid, c in chunks.items()}
+        if self._late(embedder, {}) is not None:  # an empty probe: the embedder gives token outputs
+            have = set() if full else store.keys()
+            lacking = {cid for cid, key in chunk_keys.items() if key not in have and key not in self.fresh}
+            if lacking:
+                self._late(embedder, {index_text(c): c for c in ledger.get_chunks(sorted(lacking)).values()})
+        return store.sync(chunk_keys, self.fresh, ledger.generation, replace=full)

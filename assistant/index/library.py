@@ -21,6 +21,7 @@ from assistant.core.settings import Settings
 from assistant.index.ledger import Ledger, open_ledger
 from assistant.index.lexical import LexicalIndex
 from assistant.index.sections import SectionIndex, current_map, skills_by_course
+from assistant.index.sentences import SentenceStore
 from assistant.index.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LibraryIndex:
         self._ledger_id = _file_id(self._ledger_file)
         self._sections: tuple[tuple[int, int], SectionIndex] | None = None
         self._section_store: VectorStore | None = None
+        self.sentence_store = SentenceStore(self.dir / "sentences")
 
     @property
     def sections_path(self) -> Path:

@@ -340,6 +340,63 @@ class LocalEmbedder(BaseEmbedder):
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalise(np.asarray(pooled, dtype=np.float32))
 
+    def _onnx_spans(self, session: Any, text: str, spans: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """One run over `text`: its vector (as `_onnx_batch` gives it) and one vector per character span.
+
+        Late chunking: a span's vector is the mean of the contextual token outputs whose characters fall in the
+        span (special tokens excluded), normalised, so every sentence of a chunk gets a vector that knows its
+        neighbours at no extra model cost. A span with no token (cut off by truncation) gets a zero row.
+        """
+        lead = len(text) - len(text.lstrip())
+        enc = self._tokenizer.encode(text.strip())
+        ids = np.asarray([enc.ids], dtype=np.int64)
+        mask = np.asarray([enc.attention_mask], dtype=np.int64)
+        types = np.asarray([enc.type_ids], dtype=np.int64)
+        wanted = {i.name for i in session.get_inputs()}
+        feed = {
+            k: v for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types)) if k in wanted
+        }
+        hidden = np.asarray(session.run(None, feed)[0][0], dtype=np.float32)
+        pooled = hidden[0] if self._pooling == "cls" else hidden.mean(axis=0)
+        vector = normalise(pooled[None, :])[0]
+        offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + lead
+        special = np.asarray(enc.special_tokens_mask, dtype=bool)
+        out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
+        if spans:  # spans are ordered and disjoint: each token falls in the last span starting at or before it
+            bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+            row = np.searchsorted(bounds[:, 0], offsets[:, 0], side="right") - 1
+            inside = (row >= 0) & ~special
+            inside &= offsets[:, 0] < bounds[np.clip(row, 0, None), 1]
+            np.add.at(out, row[inside], hidden[inside])
+        return vector, normalise(out)
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """Document vectors for `texts` and late-chunked vectors for each text's character `spans`, from the
+        same model runs (onnx backends, mean pooling); None where the backend gives no token outputs (torch)."""
+        if self.backend not in ("onnx", "onnx-int8"):
+            return None
+        if len(texts) == 0:
+            return np.zeros((0, self.dimensions), dtype=np.float32), []
+        with self._encode_lock:
+            self._load()
+            session = self._session()
+
+            def one(item: tuple[str, Sequence[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray]:
+                return self._onnx_spans(session, item[0], item[1])
+
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            items = list(zip(texts, spans, strict=True))
+            if cores <= 1 or len(items) == 1:
+                results = [one(item) for item in items]
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="embed") as pool:
+                    results = list(pool.map(one, items))
+        return np.vstack([v for v, _ in results]), [s for _, s in results]
+
     def _encode_onnx(self, texts: Sequence[str], threads: int) -> np.ndarray:
         """One text per run, on `threads` workers that share a single-threaded session.
 

@@ -15,6 +15,7 @@ import numpy as np
 from assistant.core.text import chat_filler_terms, tokenize
 from assistant.index.lexical import LexicalIndex
 from assistant.index.sections import SectionIndex
+from assistant.index.sentences import SentenceStore
 
 # Order matters: the shipped ranker's coefficients are stored by name and applied in this order.
 FEATURES: tuple[str, ...] = (
@@ -32,6 +33,8 @@ FEATURES: tuple[str, ...] = (
     "log_length",  # log(1 + indexed terms of the chunk)
     "parent_share",  # share of the candidates that sit in the same top-level section (module + first heading)
     "parent_best_dense_z",  # best dense_z among the candidates of that top-level section
+    "sentence_best",  # best cosine of one of the chunk's sentences (late-chunked vectors; the chunk's when none)
+    "sentence_gap",  # that minus the best sentence cosine of this question's candidates
 )
 
 
@@ -83,6 +86,7 @@ def candidate_features(
     chunk_lexical: LexicalIndex,
     sections: SectionIndex | None,
     course_ids: Sequence[str] | None = None,
+    sentences: SentenceStore | None = None,
 ) -> CandidateSet:
     """Feature rows for the chunk ids in `pool`, given the question's dense and BM25 candidate lists."""
     ids = list(pool)
@@ -153,4 +157,17 @@ def candidate_features(
         feats[:, 13] = feats[:, 1]
         feats[:, 6] = -1.0
         feats[:, 10] = 1.0
+    feats[:, 14] = sentence_best(query_vector, ids, d, sentences)
+    feats[:, 15] = feats[:, 14] - feats[:, 14].max()
     return CandidateSet(ids, feats, best_hd, best_hl)
+
+
+def sentence_best(
+    query_vector: np.ndarray, ids: Sequence[str], dense: np.ndarray, sentences: SentenceStore | None
+) -> np.ndarray:
+    """Best sentence cosine per chunk; a chunk without stored sentences (an embedder without token outputs, an
+    index built before them) counts as one sentence, its own cosine, so the signal is neutral there."""
+    if sentences is None:
+        return dense.astype(np.float32)
+    best = sentences.best_cosine(query_vector, ids)
+    return np.where(np.isnan(best), dense, best).astype(np.float32)

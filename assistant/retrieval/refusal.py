@@ -30,7 +30,7 @@ from assistant.retrieval.ranker import LinearModel
 
 # Ranker features on a library's absolute cosine scale: the refusal model reads the best candidate's logit with
 # these held at their training mean, and reads the cosines themselves against the library's own scale instead.
-ABSOLUTE_FEATURES = frozenset({"dense", "heading_dense"})
+ABSOLUTE_FEATURES = frozenset({"dense", "heading_dense", "sentence_best"})
 
 REFUSAL_FEATURES: tuple[str, ...] = (
     "top_logit_rel",  # the ranker's logit of the best candidate without its absolute-cosine features

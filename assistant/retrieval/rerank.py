@@ -37,6 +37,7 @@ def features_for(query: str, lists: CandidateLists, index: LibraryIndex, pool: i
         index.lexical(),
         index.sections(),
         lists.course_ids,
+        index.sentence_store,
     )
 
 

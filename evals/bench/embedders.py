@@ -31,6 +31,18 @@ class TimedEmbedder:
             self.seconds += time.perf_counter() - started
             self.texts += len(texts)
 
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> Any:
+        """The inner embedder's late-chunked vectors (chunks and their sentences), timed; None without them."""
+        inner = getattr(self.inner, "embed_with_spans", None)
+        if not callable(inner):
+            return None
+        started = time.perf_counter()
+        try:
+            return inner(texts, spans)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.texts += len(texts)
+
     def embed_query(self, text: str) -> np.ndarray:
         return np.asarray(self.inner.embed_query(text), dtype=np.float32)
 

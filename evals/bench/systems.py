@@ -43,9 +43,9 @@ def disk_bytes(*paths: Path) -> int:
 
 
 def ours_disk_bytes(settings: Settings, index_dir: Path) -> int:
-    """CoursePilot's index on disk: the Chroma folder and the ledger (with its WAL files)."""
+    """CoursePilot's index on disk: the Chroma folder, the ledger (with its WAL files), the sentence vectors."""
     chroma = Path(settings.index.dir) / "chroma"
-    return disk_bytes(chroma, *sorted(index_dir.glob("ledger.sqlite*")))
+    return disk_bytes(chroma, *sorted(index_dir.glob("ledger.sqlite*")), index_dir / "sentences")
 
 
 def ingest_ours(settings: Settings, library: Path, embedder: Any) -> OursResult:
