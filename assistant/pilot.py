@@ -52,10 +52,16 @@ class CoursePilot:
 
     @cached_property
     def answerer(self) -> Answerer:
+        store = None
+        if self.settings.answer.stored_sentence_vectors:
+            from assistant.answering.sentence_vectors import SpanSentences
+
+            store = SpanSentences(self.index.sentence_store)
         return Answerer(
             self.settings,
             chat_model=get_chat_model(self.settings.chat),
             stream_model=get_chat_model(self.settings.chat, streaming=True),
+            sentence_store=store,
         )
 
     def catalogue(self) -> dict[str, Course]:

@@ -245,6 +245,11 @@ class AnswerSettings(BaseModel):
         description="Extractive answers: sentences per question matched by meaning with the embedder (cached by "
         "text; each costs about one short embedding); 0 = words and passage scores only.",
     )
+    stored_sentence_vectors: bool = Field(
+        default=True,
+        description="Extractive answers read the sentence vectors stored at ingest (late-chunked, no model call "
+        "per question) where the index has them; false = embed the candidate sentences per question.",
+    )
 
 
 class XAPISettings(BaseModel):

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from assistant.core.text import split_sentences
 
 # Bumped when sentence_spans() or the pooling changes: every sentence is embedded afresh.
-SENTENCES_VERSION = 1
+SENTENCES_VERSION = 2
 _META = np.dtype([("scale", "<f4"), ("start", "<i4"), ("end", "<i4")])
 
 Span = tuple[int, int]
