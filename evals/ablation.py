@@ -42,7 +42,6 @@ GROUPS: dict[str, frozenset[str]] = {
     "position in section": frozenset({"first_in_section"}),
     "chunk length": frozenset({"log_length"}),
     "section siblings": frozenset({"parent_share", "parent_best_dense_z"}),
-    "sentence evidence": frozenset({"sentence_best", "sentence_gap"}),
 }
 ROW_LABELS = {
     "dense": "dense only",

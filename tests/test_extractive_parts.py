@@ -224,3 +224,25 @@ def test_a_span_store_serves_the_sentences_as_the_answerer_quotes_them(embedder:
         "Behaviour: what the person did.",
     }
     assert {t for _, t, _ in chunk_sentences(chunk)} >= set(rows)
+
+
+def test_a_stored_sentence_with_an_example_is_embedded_without_it(embedder: EmbeddingModel) -> None:
+    # A stored vector was pooled over the whole sentence, its example included: the example's words would pull
+    # a sentence on subject lines towards a question about expenses, so that one sentence is embedded afresh.
+    subject = "Give emails a subject line that says what is needed, for example [FYI] New expense limits from 1 July."
+    passages = evidence([("Email etiquette", f"{subject} Keep paragraphs short.")])
+    store = Store(embedder, passages)
+    embedded: list[str] = []
+
+    class Counting:
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            embedded.extend(texts)
+            return embedder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            return embedder.embed_query(text)
+
+    question = "How do I file my expense report?"
+    vectors = SentenceVectors(Counting(), store=store)  # type: ignore[arg-type]
+    extract_answer(question, passages, idf(question), vectors)
+    assert len(embedded) == 1 and "expense" not in embedded[0] and "subject line" in embedded[0]

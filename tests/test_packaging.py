@@ -51,7 +51,11 @@ def test_every_import_is_declared_and_nothing_unused_is() -> None:
         if not owners & (core | extras["bench"]):
             missing.append(f"{module} ({', '.join(sorted(owners))}) imported by {', '.join(sorted(files))}")
         elif not owners & core:
-            assert all(f.startswith("evals/bench") for f in files), (module, files)  # bench-only modules
+            # bench-only modules, and the one fit-time module (`fit-ranker --trees`, imported inside the function)
+            assert all(f.startswith("evals/bench") or (module, f) == ("lightgbm", "evals/fit.py") for f in files), (
+                module,
+                files,
+            )
     assert not missing, missing
     assert not {"bm25s", "langchain"} & (core | set().union(*extras.values()))
     assert {"langchain-chroma", "langchain-text-splitters", "psutil"} <= extras["bench"] and not (

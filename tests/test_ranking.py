@@ -18,7 +18,8 @@ from assistant.retrieval.refusal import REFUSAL_FEATURES
 
 def test_shipped_models_load_and_name_the_features_the_code_computes() -> None:
     ranker, refusal = shipped_ranker(), shipped_refusal()
-    assert ranker.features == list(FEATURES)
+    # The shipped ranker reads every computed feature but the sentence signals (evals.fit.RANKER_FEATURES).
+    assert ranker.features == [f for f in FEATURES if not f.startswith("sentence_")]
     assert refusal.features == list(REFUSAL_FEATURES)
     assert 0.0 < refusal.threshold < 1.0
     assert "openstax" in ranker.trained_on and "scifact" in ranker.trained_on

@@ -119,17 +119,40 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     assert len(measured) == 2
 
 
-def test_a_one_course_library_is_scaled_against_its_other_sections(tmp_path: Path) -> None:
+def _scale_of(tmp_path: Path, library: Path) -> object:
     from assistant.retrieval.library_scale import library_scale
     from ingest.pipeline import IngestPipeline
 
-    library = tmp_path / "library"
-    shutil.copytree(LIBRARY / "project-planning", library / "project-planning")
     settings = make_settings(tmp_path, library={"dir": str(library)})
     assert IngestPipeline(settings).run(library).ok
     index = LibraryIndex(settings)
-    scale = library_scale(index, index.sections())
-    assert scale.samples >= 4 and 0.0 < scale.dense_mean < 1.0 and 0.0 < scale.heading_mean < 1.0
+    return library_scale(index, index.sections())
+
+
+def test_a_one_course_library_of_a_few_modules_is_not_scaled_so_the_thresholds_decide(tmp_path: Path) -> None:
+    # One course is one topic: its sections' best cosines outside their own section are those of questions it
+    # answers, and z-scores against them refused what it teaches (a feedback course refused "a path to give
+    # better feedback").
+    library = tmp_path / "library"
+    shutil.copytree(LIBRARY / "project-planning", library / "project-planning")
+    scale = _scale_of(tmp_path, library)
+    assert not scale.trusted  # type: ignore[attr-defined]
+
+
+def test_a_one_course_corpus_of_many_documents_is_scaled_against_the_other_documents(tmp_path: Path) -> None:
+    # Every section of the fixture library as a document of its own, in one course (like SciFact's abstracts).
+    course = tmp_path / "library" / "handbook"
+    course.mkdir(parents=True)
+    n = 0
+    for path in sorted(LIBRARY.glob("*/*.md")):
+        for part in path.read_text(encoding="utf-8").split("\n## ")[1:]:
+            title, _, body = part.partition("\n")
+            n += 1
+            slug = "-".join(title.lower().split())
+            (course / f"{n:02d}-{slug}.md").write_text(f"# {title}\n\n{body}", encoding="utf-8")
+    assert n >= 20
+    scale = _scale_of(tmp_path, tmp_path / "library")
+    assert scale.trusted and 0.0 < scale.dense_mean < 1.0 and 0.0 < scale.heading_mean < 1.0  # type: ignore[attr-defined]
 
 
 def test_fit_refusal_weighs_each_train_set_the_same_and_caps_false_refusals() -> None:

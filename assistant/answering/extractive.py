@@ -295,7 +295,9 @@ def choose_sentences(
         if topic and topic.strip() and topic.strip() not in question:
             blended = (1 - TOPIC_WEIGHT) * query + TOPIC_WEIGHT * np.asarray(vectors.embedder.embed_query(topic))
             query = (blended / max(float(np.linalg.norm(blended)), 1e-9)).astype(np.float32)
-        wanted = [(u.evidence.chunk, u.text, _embed_text(u)) for u in ranked]
+        # A stored vector was pooled over the whole sentence, its examples included ("for example [FYI] New expense
+        # limits" pulls a sentence on subject lines towards expenses): such a sentence is embedded without them.
+        wanted = [(u.evidence.chunk, "" if _EXAMPLE.search(u.text) else u.text, _embed_text(u)) for u in ranked]
         matched = _add_meaning(ranked, vectors.match(wanted, query))
     else:  # meaning-match switched off: a sentence stands for its passage
         matched = _add_meaning(ranked, [u.evidence.dense_score or 0.0 for u in ranked])

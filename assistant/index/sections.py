@@ -194,6 +194,8 @@ class SectionIndex:
             self.section_chunks.setdefault(r, []).append((entry.position, cid))
         for chunks in self.section_chunks.values():
             chunks.sort()
+        # Distinct (course, module) pairs: how many separate documents the library holds.
+        self.modules = len({(entry.course_id, entry.trail[0]) for entry in mapping.entries.values()})
 
     def __len__(self) -> int:
         return len(self.ids)

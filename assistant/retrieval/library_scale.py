@@ -41,6 +41,11 @@ _MAX_DRIFT = 0.10
 # Fewer pseudo-queries than this (no heading vectors, one section) and the z-scores are not trusted: the
 # calibrated decision is not used (the retriever falls back to the two thresholds).
 _MIN_SAMPLES = 4
+# A one-course library has no other course to stand for "the library does not teach this". With many separate
+# documents (a corpus such as SciFact's abstracts) the other documents stand in; a single course of a few modules
+# is one topic throughout, its sections' best off-section cosines are those of answerable questions (a feedback
+# course's: 0.77 against 0.58 for a question it answers), and z-scores against them refuse what it teaches.
+MIN_MODULES_ONE_COURSE = 20
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ def measure_scale(index: LibraryIndex, sections: SectionIndex, sample: int = SAM
         return NEUTRAL
     courses = np.asarray(sections.course_of)
     names = sorted(set(sections.course_of))
+    if len(names) == 1 and sections.modules < MIN_MODULES_ONE_COURSE:
+        return NEUTRAL
     if len(names) > 1:
         place = courses
     else:
@@ -181,7 +188,13 @@ def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> Library
     if cached is None or not cached.fresh(generation, count):
         cached = _load(scale_path(index))
         if cached is None or not cached.fresh(generation, count):
-            cached = _Cached(generation, count, measure_scale(index, sections))
+            try:
+                measured = measure_scale(index, sections)
+            except Exception as exc:  # noqa: BLE001 - a vector store mid-ingest ("Error finding id"), a lost server
+                # The question goes on with the two thresholds (NEUTRAL is untrusted); measured again next time.
+                log.warning("the library's cosine scale could not be measured (%s): refusals use the thresholds", exc)
+                return NEUTRAL
+            cached = _Cached(generation, count, measured)
             _save(scale_path(index), cached)
         with _LOCK:
             _CACHE[index] = cached
