@@ -190,7 +190,7 @@ def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> Library
         if cached is None or not cached.fresh(generation, count):
             try:
                 measured = measure_scale(index, sections)
-            except Exception as exc:  # noqa: BLE001 - a vector store mid-ingest ("Error finding id"), a lost server
+            except Exception as exc:  # a vector store mid-ingest ("Error finding id"), a lost server
                 # The question goes on with the two thresholds (NEUTRAL is untrusted); measured again next time.
                 log.warning("the library's cosine scale could not be measured (%s): refusals use the thresholds", exc)
                 return NEUTRAL
