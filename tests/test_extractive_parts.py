@@ -119,6 +119,21 @@ def test_an_inline_numbered_procedure_is_quoted_whole_and_in_order(embedder: Emb
     assert len(citations) == 1
 
 
+class Counting:
+    """The real embedder, recording every text it embeds for documents."""
+
+    def __init__(self, embedder: EmbeddingModel) -> None:
+        self.embedder = embedder
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        return np.asarray(self.embedder.embed_documents(texts))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.asarray(self.embedder.embed_query(text))
+
+
 class Store:
     """Sentence vectors kept at ingest under chunk_sentences' texts (here: computed up front, real embedder)."""
 
@@ -143,23 +158,16 @@ def test_stored_sentence_vectors_replace_embedding_at_query_time(embedder: Embed
         ]
     )
     store = Store(embedder, passages)
-    embedded: list[str] = []
-
-    class Counting:
-        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-            embedded.extend(texts)
-            return embedder.embed_documents(texts)
-
-        def embed_query(self, text: str) -> np.ndarray:
-            return embedder.embed_query(text)
+    counting = Counting(embedder)
+    embedded = counting.embedded
 
     question = "Why do people avoid giving feedback?"
-    vectors = SentenceVectors(Counting(), candidates=0, store=store)  # type: ignore[arg-type]
+    vectors = SentenceVectors(counting, candidates=0, store=store)  # type: ignore[arg-type]
     text, citations = extract_answer(question, passages, idf(question), vectors)
     assert "fear of conflict" in text and citations
     assert embedded == [] and store.asked == [["chunk-0", "chunk-1"]]
     # Without a store, the same sentences are embedded at query time.
-    text_embedded, _ = extract_answer(question, passages, idf(question), SentenceVectors(Counting()))
+    text_embedded, _ = extract_answer(question, passages, idf(question), SentenceVectors(counting))
     assert "fear of conflict" in text_embedded and embedded
 
 
@@ -232,17 +240,10 @@ def test_a_stored_sentence_with_an_example_is_embedded_without_it(embedder: Embe
     subject = "Give emails a subject line that says what is needed, for example [FYI] New expense limits from 1 July."
     passages = evidence([("Email etiquette", f"{subject} Keep paragraphs short.")])
     store = Store(embedder, passages)
-    embedded: list[str] = []
-
-    class Counting:
-        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-            embedded.extend(texts)
-            return embedder.embed_documents(texts)
-
-        def embed_query(self, text: str) -> np.ndarray:
-            return embedder.embed_query(text)
+    counting = Counting(embedder)
+    embedded = counting.embedded
 
     question = "How do I file my expense report?"
-    vectors = SentenceVectors(Counting(), store=store)  # type: ignore[arg-type]
+    vectors = SentenceVectors(counting, store=store)  # type: ignore[arg-type]
     extract_answer(question, passages, idf(question), vectors)
     assert len(embedded) == 1 and "expense" not in embedded[0] and "subject line" in embedded[0]
