@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import re
 import threading
@@ -25,6 +26,8 @@ from assistant.planning.learners import LearnerStore
 from assistant.planning.playlist import parse_budget, plan
 from assistant.retrieval.finder import rank_courses
 from assistant.retrieval.retriever import RetrievalResult, Retriever
+
+log = logging.getLogger(__name__)
 
 
 class FindResult(BaseModel):
@@ -149,8 +152,26 @@ class CoursePilot:
             result.max_dense >= cfg.refusal_min_dense and result.coverage >= cfg.refusal_min_coverage
         )
 
-    def _refusal(self, question: str, standalone: str, result: RetrievalResult, timings: dict[str, float]) -> Answer:
+    def _refusal(
+        self,
+        question: str,
+        standalone: str,
+        result: RetrievalResult,
+        timings: dict[str, float],
+        reason: str = "retrieval",
+    ) -> Answer:
         suggestions = rank_courses(standalone, result.evidence, self.catalogue(), limit=3)
+        # What decided, in numbers (never the question's text): a refusal a learner reports can be read off the log.
+        log.info(
+            "refused (%s): decision=%s answer_probability=%s max_dense=%.3f coverage=%.2f generation=%d evidence=%s",
+            reason,
+            "thresholds" if result.supported is None else "calibrated",
+            "-" if result.answer_probability is None else f"{result.answer_probability:.3f}",
+            result.max_dense,
+            result.coverage,
+            self.index.lexical_generation,
+            ",".join(f"{e.chunk.id}:{e.dense_score or 0:.2f}" for e in result.evidence[:3]) or "-",
+        )
         return Answer(
             question=question,
             standalone_question=standalone,
@@ -251,7 +272,7 @@ class CoursePilot:
                     text, citations, model_refused = answerer.generate(standalone, evidence, history)
                 stop()
                 if model_refused:
-                    yield self._final(self._refusal(question, standalone, result, timings), total, timings)
+                    yield self._final(self._refusal(question, standalone, result, timings, "the model"), total, timings)
                     return
                 answer = Answer(text=text, citations=citations, mode="generative", **base)
                 yield self._final(answer, total, timings)
@@ -272,7 +293,8 @@ class CoursePilot:
         text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
         stop()
         if not citations:
-            yield self._final(self._refusal(question, standalone, result, timings), total, timings)
+            refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")
+            yield self._final(refusal, total, timings)
             return
         answer = Answer(text=text, citations=citations, **base)
         if _emit_tokens:

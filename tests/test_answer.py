@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import shutil
@@ -76,10 +77,17 @@ def test_extractive_answer_quotes_and_cites_the_right_page(small: Settings) -> N
     assert "Read next: Spreadsheet Basics › Getting started › Entering Data (p. 2)" in answer.text
 
 
-def test_off_library_question_is_refused_with_closest_courses(small: Settings) -> None:
-    answer = CoursePilot(small).ask("What is the statutory notice period for resigning in Germany?")
+def test_off_library_question_is_refused_with_closest_courses(
+    small: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    question = "What is the statutory notice period for resigning in Germany?"
+    with caplog.at_level(logging.INFO, logger="assistant.pilot"):
+        answer = CoursePilot(small).ask(question)
     assert answer.refused and not answer.citations
     assert answer.text.startswith("I couldn't find this in the course library")
+    # The log says what decided, in numbers, and never repeats what the learner asked.
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert "decision=" in line and f"max_dense={answer.top_score:.3f}" in line and "Germany" not in line
 
 
 def test_generative_answer_resolves_keys_to_locations(small: Settings, fake_openai: FakeOpenAIServer) -> None:

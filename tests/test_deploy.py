@@ -89,8 +89,9 @@ def test_deploy_example_starts_serves_and_stops(tmp_path: Path) -> None:
                 subprocess.run, [str(ROOT / "deploy" / "ingest.sh")], env=env, capture_output=True, text=True
             )
             assert job.returncode == 0, job.stderr[-3000:]
-            for port in workers:
-                assert FACT in await _ask(f"http://127.0.0.1:{port}", token, QUESTION)
+            for number, port in enumerate(workers, start=1):
+                reply = await _ask(f"http://127.0.0.1:{port}", token, QUESTION)
+                assert FACT in reply, (reply, _log_tail(tmp_path / "state" / "logs" / f"worker{number}.log"))
 
         asyncio.run(scenario())
     finally:
@@ -101,6 +102,14 @@ def test_deploy_example_starts_serves_and_stops(tmp_path: Path) -> None:
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
     assert not list((tmp_path / "state").glob("*.pid"))
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    """The end of a worker's log (its refusal lines say what decided), for a failing assertion's message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log at {path}: {exc})"
 
 
 def _drop_schema(url: str, prefix: str) -> None:
