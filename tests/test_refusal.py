@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, make_settings
+from conftest import FIXTURES, SAMPLE_LIBRARY, make_settings
 
 from assistant.core.settings import Settings
 from assistant.index.library import LibraryIndex
@@ -137,6 +137,32 @@ def test_a_one_course_library_of_a_few_modules_is_not_scaled_so_the_thresholds_d
     shutil.copytree(LIBRARY / "project-planning", library / "project-planning")
     scale = _scale_of(tmp_path, library)
     assert not scale.trusted  # type: ignore[attr-defined]
+
+
+def test_a_second_course_added_to_a_one_course_library_is_measured_at_once(tmp_path: Path) -> None:
+    # A worker that measured (and cached) a one-course library as unscaled kept that after a second course was
+    # added, since one new section is well under the 10% drift that triggers a new measurement.
+    from assistant.retrieval import library_scale as ls
+    from ingest.pipeline import IngestPipeline
+
+    library = tmp_path / "library"
+    shutil.copytree(SAMPLE_LIBRARY / "giving-feedback", library / "giving-feedback")  # as tests/test_deploy.py
+    settings = make_settings(tmp_path, library={"dir": str(library)})
+    assert IngestPipeline(settings).run(library).ok
+    index = LibraryIndex(settings)
+    before = len(index.sections())
+    assert not ls.library_scale(index, index.sections()).trusted
+    course = library / "quokka-onboarding"
+    course.mkdir()
+    (course / "01-the-quokka-handshake.md").write_text(
+        "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
+    )
+    assert IngestPipeline(settings).run(library).ok
+    sections = index.sections()
+    assert abs(len(sections) - before) / before <= ls._MAX_DRIFT  # not a change of size the cache would notice
+    assert ls.library_scale(index, sections).trusted
+    # A new worker reads the file, which records the new shape too.
+    assert ls.library_scale(LibraryIndex(settings), sections).trusted
 
 
 def test_a_one_course_corpus_of_many_documents_is_scaled_against_the_other_documents(tmp_path: Path) -> None:

@@ -130,20 +130,29 @@ def measure_scale(index: LibraryIndex, sections: SectionIndex, sample: int = SAM
     return LibraryScale(d_mean, d_sd, h_mean, h_sd, min(len(dense_best), len(heading_best)))
 
 
+def library_shape(sections: SectionIndex) -> str:
+    """What decides how the scale is measured, and whether it is trusted: the number of courses, and for one
+    course whether it has MIN_MODULES_ONE_COURSE modules. A change of shape (a second course added to a
+    one-course library) is a new measurement however few sections it adds."""
+    courses = len(set(sections.course_of))
+    return f"{courses} courses" if courses > 1 else f"1 course, {min(sections.modules, MIN_MODULES_ONE_COURSE)} modules"
+
+
 @dataclass
 class _Cached:
     generation: int
     sections: int
     scale: LibraryScale
+    shape: str = ""
 
-    def fresh(self, generation: int, sections: int) -> bool:
+    def fresh(self, generation: int, sections: int, shape: str) -> bool:
         drift = abs(sections - self.sections) / max(self.sections, 1)
-        return drift <= _MAX_DRIFT and 0 <= generation - self.generation < _MAX_GENERATIONS
+        return shape == self.shape and drift <= _MAX_DRIFT and 0 <= generation - self.generation < _MAX_GENERATIONS
 
 
 _CACHE: weakref.WeakKeyDictionary[LibraryIndex, _Cached] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
-_VERSION = 1
+_VERSION = 2  # 2: the library's shape is kept with the scale
 
 
 def scale_path(index: LibraryIndex) -> Path:
@@ -156,7 +165,9 @@ def _load(path: Path) -> _Cached | None:
         body = json.loads(path.read_text(encoding="utf-8"))
         if body.get("version") != _VERSION:
             return None
-        return _Cached(int(body["generation"]), int(body["sections"]), LibraryScale(**body["scale"]))
+        return _Cached(
+            int(body["generation"]), int(body["sections"]), LibraryScale(**body["scale"]), str(body["shape"])
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -166,6 +177,7 @@ def _save(path: Path, cached: _Cached) -> None:
         "version": _VERSION,
         "generation": cached.generation,
         "sections": cached.sections,
+        "shape": cached.shape,
         "scale": asdict(cached.scale),
     }
     try:
@@ -179,22 +191,22 @@ def _save(path: Path, cached: _Cached) -> None:
 
 def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> LibraryScale:
     """The index's scale: kept in memory and in a file next to the index, measured again only once the library
-    has changed enough (a tenth of its sections, or `_MAX_GENERATIONS` ledger generations)."""
+    has changed enough (a tenth of its sections, `_MAX_GENERATIONS` ledger generations, or its shape)."""
     if sections is None or not len(sections):
         return NEUTRAL
-    generation, count = index.ledger.generation, len(sections)
+    generation, count, shape = index.ledger.generation, len(sections), library_shape(sections)
     with _LOCK:
         cached = _CACHE.get(index)
-    if cached is None or not cached.fresh(generation, count):
+    if cached is None or not cached.fresh(generation, count, shape):
         cached = _load(scale_path(index))
-        if cached is None or not cached.fresh(generation, count):
+        if cached is None or not cached.fresh(generation, count, shape):
             try:
                 measured = measure_scale(index, sections)
             except Exception as exc:  # a vector store mid-ingest ("Error finding id"), a lost server
                 # The question goes on with the two thresholds (NEUTRAL is untrusted); measured again next time.
                 log.warning("the library's cosine scale could not be measured (%s): refusals use the thresholds", exc)
                 return NEUTRAL
-            cached = _Cached(generation, count, measured)
+            cached = _Cached(generation, count, measured, shape)
             _save(scale_path(index), cached)
         with _LOCK:
             _CACHE[index] = cached
