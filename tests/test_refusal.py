@@ -158,6 +158,7 @@ def test_a_second_course_added_to_a_one_course_library_is_measured_at_once(tmp_p
         "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
     )
     assert IngestPipeline(settings).run(library).ok
+    index.refresh(force=True)  # as a worker's next question does: it follows the ledger and reopens its reader
     sections = index.sections()
     assert abs(len(sections) - before) / before <= ls._MAX_DRIFT  # not a change of size the cache would notice
     assert ls.library_scale(index, sections).trusted
