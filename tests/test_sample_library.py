@@ -70,6 +70,25 @@ def test_chat_filler_neither_refuses_nor_rescues_a_question(pilot: CoursePilot, 
     assert pilot.ask(uncovered).refused
 
 
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019"])
+def test_a_contracted_stop_word_is_not_a_search_term(pilot: CoursePilot, apostrophe: str) -> None:
+    """ "What's" searched for "what" (a term only contractions leave in the index): a coaching passage full of
+    "What's on your mind?" came first for "What's BLUF in emails?". "What’s" (phones type that apostrophe) was
+    split into "what" and "s", a term every possessive in the library matches."""
+    from assistant.core.text import tokenize
+
+    assert tokenize(f"What{apostrophe}s BLUF? I don{apostrophe}t know, you{apostrophe}re right") == [
+        "bluf",
+        "not",
+        "know",
+        "right",
+    ]
+    assert tokenize(f"the manager{apostrophe}s view") == tokenize("the managers view")
+    lists = pilot.retriever.candidates(f"What{apostrophe}s BLUF in emails?")
+    best = pilot.index.ledger.get_chunks(lists.lexical.ids[:1])[lists.lexical.ids[0]]
+    assert "bottom line up front" in best.text.lower()
+
+
 def test_find_a_course_ranks_courses_with_sections(pilot: CoursePilot) -> None:
     result = pilot.find("Which course teaches pivot tables?")
     assert result.courses[0].course_id == "excel-pivot-tables"

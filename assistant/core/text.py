@@ -175,10 +175,40 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+# Typographic apostrophes (phones and word processors type "what’s") read as the plain one.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
+# Contraction endings of a stop word ("what's", "you're", "they've", "we'll", "I'd", "I'm").
+_CONTRACTED = frozenset({"s", "re", "ve", "ll", "d", "m"})
+_NEGATED_BASE = {"ca": "can", "wo": "will", "sha": "shall"}  # can't, won't, shan't
+
+
+def _words(text: str) -> list[str]:
+    """The index words of `text`: stop words and their contractions dropped, "n't" read as "not".
+
+    Without this, "What's BLUF?" searched for "what" (from "whats"), a term only contractions leave in the
+    index, and BM25 put a coaching passage full of "What's on your mind?" first; "what’s" with a typographic
+    apostrophe was split into "what" and a term "s" that every possessive matches.
+    """
+    out: list[str] = []
+    for word in _WORD.findall(text.lower().translate(_APOSTROPHES)):
+        if word in STOPWORDS:
+            continue
+        base, _, ending = word.partition("'")
+        if ending == "t" and base.endswith("n"):  # don't, isn't, can't, shouldn't: the verb, then "not"
+            verb = _NEGATED_BASE.get(base[:-1], base[:-1])
+            if verb not in STOPWORDS:
+                out.append(verb)
+            out.append("not")
+        elif ending in _CONTRACTED and base in STOPWORDS:
+            continue
+        else:
+            out.append(word.replace("'", ""))
+    return out
+
+
 def tokenize(text: str) -> list[str]:
-    """Lowercase words, stop words removed, Snowball-stemmed."""
-    words = [w.replace("'", "") for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    return list(_stemmer().stemWords(words))
+    """Lowercase words, stop words (and their contractions) removed, Snowball-stemmed."""
+    return list(_stemmer().stemWords(_words(text)))
 
 
 def term_counts(text: str) -> dict[str, int]:
