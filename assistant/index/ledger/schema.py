@@ -55,7 +55,8 @@ def migrations(blob: str) -> dict[int, list[str]]:
     return {
         # Late-chunked sentence vectors, one row per chunk (assistant/index/sentences.py): `body` holds `n` records
         # (float32 scale, int32 start, int32 end) then n x dim int8 vectors. `text_key` is the hash of the text the
-        # chunk was embedded from, so a chunk with a new id but the same text copies its row instead of re-embedding.
+        # chunk was embedded from, so a chunk with a new id but the same text copies its row instead of re-embedding
+        # (matched in Python at the end of an ingest: no index on it, rows are read by chunk id only).
         2: [
             f"""CREATE TABLE IF NOT EXISTS sentences (
     chunk_id TEXT PRIMARY KEY,
@@ -65,6 +66,5 @@ def migrations(blob: str) -> dict[int, list[str]]:
     n INTEGER NOT NULL,
     body {blob} NOT NULL
 )""",
-            "CREATE INDEX IF NOT EXISTS sentences_by_key ON sentences(text_key)",
         ],
     }
