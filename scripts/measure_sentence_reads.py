@@ -7,7 +7,8 @@
 Writes `--chunks` rows of `--sentences` random int8 sentence vectors each (384 dimensions) into a throwaway ledger
 (a temp SQLite file, or a schema dropped afterwards), then times `SentenceStore.sentences(ids)` and
 `best_cosine(query, ids)` for `--reads` random draws of 30 chunk ids (what one question's candidates ask) and prints
-p50/p95 in ms, the bytes of the blobs and, on SQLite, the file's size.
+p50/p95 in ms; then the seconds of listing every row's text key and of a sync that changes nothing (the end of an
+ingest of an unchanged library); the bytes of the blobs and, on SQLite, the file's size.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def main() -> None:
                 assert len(got) == 30 and not np.isnan(scores).any()
                 read.append(t1 - t0)
                 best.append(t2 - t1)
+            t0 = time.perf_counter()
+            keys = store.chunk_keys()
+            keys_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            store.sync(keys, {}, 2)  # what the end of an ingest that changed nothing does
+            sync_s = time.perf_counter() - t0
             rows, sentences, blob_bytes = ledger.sentence_totals()
             out = {
                 "backend": ledger.backend,
@@ -88,6 +95,8 @@ def main() -> None:
                 "write_s": round(write_s, 1),
                 "sentences_ms": _ms(read),
                 "best_cosine_ms": _ms(best),
+                "chunk_keys_s": round(keys_s, 3),
+                "unchanged_sync_s": round(sync_s, 3),
                 "blob_bytes": blob_bytes,
             }
             if not args.postgres:

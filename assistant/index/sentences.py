@@ -188,7 +188,7 @@ class SentenceStore:
         drop = sorted(set(stored) - kept)
         self.ledger.write_sentences(SENTENCES_VERSION, copies, rows, drop, generation)
         reused = len(wanted & before) - (len(new) if replace else 0)
-        sentences = self.ledger.sentence_totals()[1]
+        sentences = self.ledger.sentence_count(SENTENCES_VERSION)
         return SentenceStats(
             embedded=len(new), reused=max(reused, 0), deleted=len(before - wanted), sentences=sentences
         )

@@ -35,6 +35,9 @@ class SentenceRows(abc.ABC):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
     def sentence_rows(self, chunk_ids: Sequence[str], version: int) -> dict[str, tuple[int, int, bytes]]:
         """chunk id -> (dim, n, body) of the ids that have a row of this version."""
         out: dict[str, tuple[int, int, bytes]] = {}
@@ -49,8 +52,13 @@ class SentenceRows(abc.ABC):
         return out
 
     def sentence_keys(self, version: int) -> dict[str, str]:
-        """chunk id -> text key of every row of this version."""
+        """chunk id -> text key of every row of this version (from the covering index)."""
         return dict(self._execute("SELECT chunk_id, text_key FROM sentences WHERE version=?", (version,)).fetchall())
+
+    def sentence_count(self, version: int) -> int:
+        """Sentences stored in rows of this version (read from the covering index, not the blobs)."""
+        row = self._execute("SELECT COALESCE(SUM(n), 0) FROM sentences WHERE version=?", (version,)).fetchone()
+        return int(row[0])
 
     def sentence_totals(self) -> tuple[int, int, int]:
         """(rows, sentences, bytes of the blobs) stored, of any version."""
@@ -80,7 +88,9 @@ class SentenceRows(abc.ABC):
             )
             self._executemany(f"INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?) {upsert}", list(rows))
             self._executemany("DELETE FROM sentences WHERE chunk_id=?", [(cid,) for cid in drop])
-            self._execute("DELETE FROM sentences WHERE version<>?", (version,))
+            if self.get_meta("sentences_version") != str(version):  # a new pooling: no older row is valid
+                self._execute("DELETE FROM sentences WHERE version<>?", (version,))
+                self.set_meta("sentences_version", str(version))
             self.set_meta("sentences_generation", str(generation))
 
     def clear_sentences(self) -> None:
