@@ -43,7 +43,10 @@ def _fill(ledger: Ledger, chunks: int, sentences: int, seed: int = 0) -> list[st
 
 
 def _ms(times: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(times, 50)) * 1000, 3), "p95": round(float(np.percentile(times, 95)) * 1000, 3)}
+    return {
+        "p50": round(float(np.percentile(times, 50)) * 1000, 3),
+        "p95": round(float(np.percentile(times, 95)) * 1000, 3),
+    }
 
 
 def main() -> None:
