@@ -8,6 +8,7 @@ embedding only heading texts that no stored vector has (a vector's id is the has
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -60,7 +61,7 @@ class SectionUpdates:
 
 class SentenceUpdates:
     """Sentence vectors of one ingest run: made in the same model runs as the chunk vectors (late chunking) when
-    the embedder gives token outputs, then folded into the index's SentenceStore under the ledger's generation.
+    the embedder gives token outputs, then written to the ledger's sentence rows (SentenceStore) at the end.
 
     An embedder without them (torch, OpenAI, the benchmark's proxy) stores none: the ranking signal then falls
     back to the chunk's own cosine. Sentences of a text the store already has are never recomputed.
@@ -68,9 +69,6 @@ class SentenceUpdates:
 
     def __init__(self, index: LibraryIndex) -> None:
         self.index = index
-        self.start_generation = index.ledger.generation
-        self.start_empty = index.ledger.chunk_count() == 0
-        self.removed: list[str] = []
         self.added: dict[str, str] = {}
         self.fresh: dict[str, tuple[list[Span], np.ndarray]] = {}
 
@@ -99,27 +97,30 @@ class SentenceUpdates:
         return np.asarray(vectors, dtype=np.float32)
 
     def document(self, chunks: Sequence[Chunk], stale: Iterable[str]) -> None:
-        self.removed.extend(stale)
+        """A document's chunks as written; its stale ids need nothing (sync keeps only what the ledger holds)."""
         self.added.update({c.id: sentence_key(index_text(c)) for c in chunks})
 
     def removed_document(self, ids: Iterable[str]) -> None:
-        self.removed.extend(ids)
+        """Nothing to note: sync drops the rows of every chunk the ledger no longer holds."""
 
     def sync(self, embedder: object, full: bool = False) -> SentenceStats:
-        """Store what this run made and drop what the ledger no longer holds; a chunk the store lacks (a lost
-        store, a chunk whose vector was reused from an older run) gets its sentences now, if the embedder can."""
+        """Store what this run made and drop what the ledger no longer holds; a chunk without stored sentences (an
+        index built before they lived in the ledger, a chunk whose vector was reused from an older run) gets them
+        now: copied from a chunk with the same text, else pooled afresh if the embedder can."""
         store, ledger = self.index.sentence_store, self.index.ledger
-        if store.generation == self.start_generation or self.start_empty:
-            chunk_keys = {} if self.start_empty else store.chunk_keys()
-            for cid in self.removed:
-                chunk_keys.pop(cid, None)
-            chunk_keys.update(self.added)
-        else:  # lost or stale store: the ledger is the truth
-            chunks = ledger.get_chunks(ledger.all_chunk_ids())
-            chunk_keys = {cid: sentence_key(index_text(c)) for cid, c in chunks.items()}
+        ids = ledger.all_chunk_ids()
+        stored = store.chunk_keys()
+        chunk_keys = {cid: key for cid, key in stored.items() if cid in ids}
+        chunk_keys.update({cid: key for cid, key in self.added.items() if cid in ids})
         if self._late(embedder, {}) is not None:  # an empty probe: the embedder gives token outputs
-            have = set() if full else store.keys()
-            lacking = {cid for cid, key in chunk_keys.items() if key not in have and key not in self.fresh}
-            if lacking:
-                self._late(embedder, {index_text(c): c for c in ledger.get_chunks(sorted(lacking)).values()})
-        return store.sync(chunk_keys, self.fresh, ledger.generation, replace=full)
+            loaded = ledger.get_chunks(sorted(ids - chunk_keys.keys()))
+            chunk_keys.update({cid: sentence_key(index_text(c)) for cid, c in loaded.items()})
+            have = set() if full else set(stored.values())
+            need = sorted(cid for cid, key in chunk_keys.items() if key not in have and key not in self.fresh)
+            loaded.update(ledger.get_chunks([cid for cid in need if cid not in loaded]))
+            if need:
+                self._late(embedder, {index_text(loaded[cid]): loaded[cid] for cid in need})
+        stats = store.sync(chunk_keys, self.fresh, ledger.generation, replace=full)
+        # Release 19 kept them in files beside this host's index: nothing reads those any more.
+        shutil.rmtree(self.index.dir / "sentences", ignore_errors=True)
+        return stats

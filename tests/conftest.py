@@ -108,6 +108,26 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield host, port
 
 
+def chroma_database(host: str, port: int) -> str:
+    """A fresh database on the shared test server, so this test's collections meet no other test's."""
+    import uuid
+
+    import chromadb
+    from chromadb.config import Settings as ChromaClientSettings
+
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    admin = chromadb.AdminClient(
+        ChromaClientSettings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host=host,
+            chroma_server_http_port=port,
+            anonymized_telemetry=False,
+        )
+    )
+    admin.create_database(name)
+    return name
+
+
 def wait_for_health(base: str, proc: subprocess.Popen, log_path: Path, what: str, timeout: float = 120) -> None:
     """Poll `base`/health until it answers 200; fail with the server's log if it exits or takes too long."""
     deadline = time.time() + timeout

@@ -19,14 +19,21 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from chat_client import Session, login, run_session
-from conftest import ARTIFACTS, SAMPLE_LIBRARY, free_port, make_settings, postgres_url, running_chat_server
+from conftest import (
+    ARTIFACTS,
+    SAMPLE_LIBRARY,
+    chroma_database,
+    free_port,
+    make_settings,
+    postgres_url,
+    running_chat_server,
+)
 from hosts import Host, Network, forwarder, namespaces_unavailable, network, stop_group
 
 from assistant.core.settings import Settings
@@ -47,24 +54,6 @@ New starters learn the quokka handshake on their first morning, before they coll
 NEW_QUESTION = "What are the steps of the quokka handshake?"
 NEW_FACT = "wave, wait and write"
 SERVED_WITHIN_S = 10.0
-
-
-def _chroma_database(host: str, port: int) -> str:
-    """A fresh database on the shared test server, so this test's collections meet no other test's."""
-    import chromadb
-    from chromadb.config import Settings as ChromaClientSettings
-
-    name = f"workers-{uuid.uuid4().hex[:8]}"
-    admin = chromadb.AdminClient(
-        ChromaClientSettings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host=host,
-            chroma_server_http_port=port,
-            anonymized_telemetry=False,
-        )
-    )
-    admin.create_database(name)
-    return name
 
 
 async def _ask(base: str, user: str, token: str, question: str) -> Session:
@@ -117,7 +106,7 @@ def test_two_ui_workers_share_sign_in_threads_and_reingests(tmp_path: Path, chro
     settings = make_settings(
         tmp_path,
         library={"dir": str(library)},
-        chroma={"host": host, "port": port, "database": _chroma_database(host, port)},
+        chroma={"host": host, "port": port, "database": chroma_database(host, port)},
         database={"url": database_url},
     )
     assert IngestPipeline(settings).run(library).ok
@@ -289,7 +278,7 @@ def test_workers_on_separate_hosts_follow_one_shared_ledger(tmp_path: Path, chro
         pg_port = stack.enter_context(forwarder(net.gateway, (pg.host or "127.0.0.1", pg.port or 5432)))
         chroma_port = stack.enter_context(forwarder(net.gateway, chroma_server))
         via_net = pg.set(host=net.gateway, port=pg_port).render_as_string(hide_password=False)
-        chroma_db = _chroma_database(*chroma_server)
+        chroma_db = chroma_database(*chroma_server)
         cluster = _Cluster(
             net=net,
             env={k: v for k, v in os.environ.items() if not k.startswith("COURSEPILOT_")}

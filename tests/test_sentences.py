@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from conftest import make_settings
 
 from assistant.core.settings import Settings
+from assistant.index.ledger.sqlite import SqliteLedger
 from assistant.index.library import LibraryIndex
 from assistant.index.sentences import SentenceStore, quantise, sentence_spans
 from assistant.models.embeddings import get_embedder
@@ -140,15 +140,14 @@ def test_sentences_are_kept_incrementally_by_chunk_text(tmp_path: Path) -> None:
     store = LibraryIndex(settings).sentence_store
     assert store.sentences(gone) == {}
     assert set(store.chunk_keys()) == set(_chunks(settings))
-    assert store.keys() == set(store.chunk_keys().values())
+    assert store.ledger.sentence_totals()[0] == len(_chunks(settings))  # no row outlives its chunk
 
 
 def test_a_lost_sentence_store_is_rebuilt_without_re_embedding_chunks(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     lib = _library(tmp_path)
     first = IngestPipeline(settings).run(lib)
-    index = LibraryIndex(settings)
-    shutil.rmtree(index.sentence_store.folder)
+    LibraryIndex(settings).sentence_store.clear()
     healed = IngestPipeline(settings).run(lib)
     assert healed.chunks_embedded == 0
     assert healed.sentences_embedded == first.chunks_total
@@ -156,24 +155,27 @@ def test_a_lost_sentence_store_is_rebuilt_without_re_embedding_chunks(tmp_path: 
     # A full rebuild makes every chunk's sentences afresh and drops the rows it replaced.
     rebuilt = IngestPipeline(settings).run(lib, full=True)
     assert rebuilt.sentences_embedded == rebuilt.chunks_total and rebuilt.sentences_reused == 0
-    store = LibraryIndex(settings).sentence_store
-    body = store._load()
-    assert body["rows"] == sum(count for _, count in body["entries"].values())
+    rows, sentences, size = LibraryIndex(settings).sentence_store.ledger.sentence_totals()
+    assert rows == rebuilt.chunks_total and size == sentences * (384 + 12)
 
 
-def test_the_store_compacts_rows_no_chunk_uses(tmp_path: Path) -> None:
-    store = SentenceStore(tmp_path / "sentences")
+def test_the_store_keeps_one_row_per_chunk_and_drops_replaced_ones(tmp_path: Path) -> None:
+    store = SentenceStore(SqliteLedger(tmp_path / "ledger.sqlite"))
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(3, 8)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     for generation in range(5):
         store.sync({"c1": f"k{generation}"}, {f"k{generation}": ([(0, 1), (2, 3), (4, 5)], rows)}, generation)
-    assert store.keys() == {"k4"}
-    assert sum(count for _, count in [store._load()["entries"]["k4"]]) == 3
-    assert store._load()["rows"] <= 6  # dead rows were dropped, not kept forever
+    assert store.keys() == {"k4"} and store.generation == 4
+    assert store.ledger.sentence_totals()[:2] == (1, 3)  # the rows of replaced keys are gone, not kept forever
     got = store.sentences(["c1"])["c1"]
     assert got.spans == [(0, 1), (2, 3), (4, 5)]
     assert (np.sum(got.vectors * rows, axis=1) > 0.999).all()
+    # A chunk with a new id and the same text gets a copy of the row, no fresh vectors needed.
+    stats = store.sync({"c2": "k4"}, {}, 5)
+    assert (stats.embedded, stats.reused, stats.deleted) == (0, 1, 0)
+    assert set(store.chunk_keys()) == {"c2"}
+    assert np.array_equal(store.sentences(["c2"])["c2"].vectors, got.vectors)
     q, scale = quantise(np.zeros((1, 8), dtype=np.float32))
     assert not q.any() and scale[0] == 0
 

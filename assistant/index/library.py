@@ -57,7 +57,7 @@ class LibraryIndex:
         self._ledger_id = _file_id(self._ledger_file)
         self._sections: tuple[tuple[int, int], SectionIndex] | None = None
         self._section_store: VectorStore | None = None
-        self.sentence_store = SentenceStore(self.dir / "sentences")
+        self.sentence_store = SentenceStore(lambda: self.ledger)  # in the ledger: every worker reads the same
 
     @property
     def sections_path(self) -> Path:

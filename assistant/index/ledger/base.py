@@ -2,8 +2,9 @@
 
 The ledger is the source of truth for what is indexed: documents, chunks with their text and BM25 term counts,
 the course catalogue, a generation counter bumped by every committed change, a change log per generation (so a
-worker on any machine can bring its in-memory BM25 index up to date by applying a delta) and the last BM25
-snapshot. Vector-store rows that the ledger does not list are garbage from an interrupted run and are removed by
+worker on any machine can bring its in-memory BM25 index up to date by applying a delta), the last BM25
+snapshot and each chunk's late-chunked sentence vectors (sentence_rows.py). Its tables and their migrations are in
+schema.py. Vector-store rows that the ledger does not list are garbage from an interrupted run and are removed by
 the next ingest; retrieval only returns ledger rows.
 
 The SQL below is written once, with `?` placeholders, in the dialect SQLite and PostgreSQL share
@@ -25,50 +26,13 @@ from pydantic import BaseModel
 
 from assistant.core.errors import CoursePilotError
 from assistant.core.types import Chunk, Course, Location
+from assistant.index.ledger.schema import SCHEMA_VERSION, migrations
+from assistant.index.ledger.sentence_rows import SentenceRows
 
 # Term counts per chunk, as the lexical index takes them.
 Terms = list[tuple[str, dict[str, int]]]
 
 _IN_BATCH = 500
-
-
-def schema(blob: str) -> str:
-    """The ledger tables; `blob` is the binary column type of the backend."""
-    return f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    path TEXT PRIMARY KEY,
-    course_id TEXT NOT NULL,
-    file_hash TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    mtime_ns BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    title TEXT NOT NULL,
-    pages INTEGER,
-    updated_at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY,
-    doc_path TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    location TEXT NOT NULL,
-    level TEXT NOT NULL,
-    tokens INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    terms TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_path);
-CREATE INDEX IF NOT EXISTS chunks_by_content ON chunks(content_hash);
-CREATE TABLE IF NOT EXISTS courses (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS changes (generation BIGINT NOT NULL, chunk_id TEXT NOT NULL, added INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS changes_by_generation ON changes(generation);
-CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, generation BIGINT NOT NULL, body {blob} NOT NULL);
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    expires DOUBLE PRECISION NOT NULL
-);
-"""
 
 
 class DocumentRecord(BaseModel):
@@ -108,8 +72,9 @@ def busy_error(collection: str, holder: str) -> IngestBusyError:
     )
 
 
-class Ledger(abc.ABC):
-    """Documents, chunks (with text and BM25 term counts), the catalogue, generations, change log, snapshots."""
+class Ledger(SentenceRows, abc.ABC):
+    """Documents, chunks (with text and BM25 term counts), the catalogue, generations, change log, snapshots,
+    sentence vectors (SentenceRows)."""
 
     #: 'sqlite' or 'postgresql', for messages and figures.
     backend: str
@@ -180,6 +145,26 @@ class Ledger(abc.ABC):
         self._execute(
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value", (key, value)
         )
+
+    @property
+    def schema_version(self) -> int:
+        """The schema step this ledger is at (ledger/schema.py); a ledger written before versions is at 1."""
+        return int(self.get_meta("schema_version") or 1)
+
+    @property
+    def needs_migration(self) -> bool:
+        return self.schema_version < SCHEMA_VERSION
+
+    def _migrate(self, blob: str) -> None:
+        """Apply the schema steps this ledger lacks, in order; the caller holds the backend's schema lock."""
+        found = self.schema_version
+        if found >= SCHEMA_VERSION:
+            return
+        for version, statements in sorted(migrations(blob).items()):
+            if version > found:
+                for statement in statements:
+                    self._execute(statement)
+                self.set_meta("schema_version", str(version))
 
     @property
     def generation(self) -> int:

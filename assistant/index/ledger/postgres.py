@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from assistant.core.errors import ServiceUnavailableError
-from assistant.index.ledger.base import Ledger, busy_error, holder_name, schema
+from assistant.index.ledger.base import Ledger, busy_error, holder_name
+from assistant.index.ledger.schema import base_schema
 
 _SCHEMA_LOCK = 0x43500001  # pg_advisory_xact_lock key for creating a schema and its tables
 
@@ -53,9 +54,10 @@ class PostgresLedger(Ledger):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))  # two workers starting at once
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            for statement in schema("BYTEA").split(";"):
+            for statement in base_schema("BYTEA").split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            self._migrate("BYTEA")
 
     def describe(self) -> str:
         safe = re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", self.url)

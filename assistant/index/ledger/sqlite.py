@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.core.errors import ConfigError
-from assistant.index.ledger.base import Ledger, busy_error, holder_name, schema
+from assistant.index.ledger.base import Ledger, busy_error, holder_name
+from assistant.index.ledger.schema import base_schema
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ class SqliteLedger(Ledger):
         self.collection = collection or path.parent.name
         self._local = threading.local()
         try:
-            self._conn().executescript(schema("BLOB"))
+            self._conn().executescript(base_schema("BLOB"))
+            if self.needs_migration:  # checked first: an up-to-date ledger opens without taking the write lock
+                with self._write():
+                    self._migrate("BLOB")
         except sqlite3.DatabaseError as exc:  # a damaged or foreign file: say which, and how to rebuild it
             self.close()
             raise ConfigError(
