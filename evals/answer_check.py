@@ -16,6 +16,10 @@ is made from that evidence. Measured, per split:
   vision, and why is it important?") is asked as a conversation, and the second turn's citations are judged;
 * the extractive step's latency (p50 / p95, milliseconds), sentence cache cold at the start.
 
+`--sentence-vectors` picks where the sentence vectors come from: `stored` (the index's late-chunked ones where it
+has them, the rest embedded: the default setting), `embedded` (every candidate embedded at query time), or `both`
+(one report per mode, same index, same run); without it, the settings decide.
+
 Run: ``python -m evals.answer_check ../shared/benchmarks/openstax-intro-business --work-dir .bench --split train``.
 It reads the benchmark's questions and gold only, never the golden set.
 """
@@ -175,22 +179,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--excluded", action="store_true", help="also ask with each gold course left out")
     parser.add_argument("--follow-ups", action="store_true", help="also ask two-part questions as a conversation")
-    parser.add_argument("--out", type=Path, help="write every question's outcome here (JSONL)")
+    parser.add_argument("--out", type=Path, help="write every question's outcome here (JSONL; the first mode's)")
+    parser.add_argument(
+        "--sentence-vectors",
+        choices=["settings", "stored", "embedded", "both"],
+        default="settings",
+        help="stored: the index's sentence vectors where it has them; embedded: every candidate embedded; both",
+    )
     args = parser.parse_args(argv)
     settings = library_settings(settings_from_env(), args.work_dir / args.benchmark.name)
-    pilot = CoursePilot(settings)
-    pilot.index = open_library_index(args.benchmark / "library", settings)  # incremental: no-op when built
+    index = open_library_index(args.benchmark / "library", settings)  # incremental: no-op when built
     questions = load_questions(args.benchmark / "questions.jsonl", args.split)
-    report: dict[str, object] = {}
-    present = check_answers(pilot, questions)
-    report["present"] = summarise(present).model_dump()
-    if args.excluded:
-        report["excluded"] = summarise(check_answers(pilot, questions, exclude_gold_course=True)).model_dump()
-    if args.follow_ups:
-        report["follow_ups"] = summarise(check_follow_ups(pilot, questions)).model_dump()
-    if args.out:
-        args.out.write_text("".join(o.model_dump_json() + "\n" for o in present), encoding="utf-8")
-    print(json.dumps(report, indent=1))
+    choice: dict[str, list[bool | None]] = {"settings": [None], "stored": [True], "embedded": [False]}
+    modes = choice.get(args.sentence_vectors, [True, False])
+    reports: dict[str, dict[str, object]] = {}
+    for stored in modes:
+        answer = settings.answer
+        if stored is not None:
+            answer = answer.model_copy(update={"stored_sentence_vectors": stored})
+        pilot = CoursePilot(settings.model_copy(update={"answer": answer}))
+        pilot.index = index
+        report: dict[str, object] = {}
+        present = check_answers(pilot, questions)
+        report["present"] = summarise(present).model_dump()
+        if args.excluded:
+            report["excluded"] = summarise(check_answers(pilot, questions, exclude_gold_course=True)).model_dump()
+        if args.follow_ups:
+            report["follow_ups"] = summarise(check_follow_ups(pilot, questions)).model_dump()
+        if args.out and not reports:  # the first mode's outcomes
+            args.out.write_text("".join(o.model_dump_json() + "\n" for o in present), encoding="utf-8")
+        reports["stored" if answer.stored_sentence_vectors else "embedded"] = report
+    print(json.dumps(reports if len(modes) > 1 else next(iter(reports.values())), indent=1))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,35 @@ def test_generated_library_is_deterministic_and_near_its_size(tmp_path: Path) ->
     assert vectors.shape == (2, 8)
 
 
+def test_a_proxy_library_stores_a_sentence_vector_per_sentence_like_a_real_one(tmp_path: Path) -> None:
+    """Proxy vectors come with late-chunked proxy sentence vectors, written by the real ingest (SentenceStore.sync),
+    for the same spans a real library stores; a sentence of a pool passage leans towards that passage."""
+    import numpy as np
+
+    from assistant.index.library import LibraryIndex
+    from assistant.index.sentences import sentence_spans
+    from evals.bench.systems import index_settings, ingest_ours
+
+    pool = build_pool(_tiny_library(tmp_path / "library"), scifact_dir=None)
+    vectors = _unit_vectors(len(pool.sources))
+    lib = Path(generate_library(tmp_path / "synthetic", 60, pool, seed=3).path)
+    settings = index_settings(make_settings(tmp_path), tmp_path / "index", lib)
+    proxy = ProxyEmbedder(pool, vectors)
+    assert ingest_ours(settings, lib, proxy).chunks > 0
+    index = LibraryIndex(settings)
+    chunks = index.ledger.get_chunks(index.ledger.all_chunk_ids())
+    stored = index.sentence_store.sentences(list(chunks))
+    assert set(stored) == set(chunks)
+    for cid, chunk in chunks.items():
+        held = stored[cid]
+        assert held.spans == sentence_spans(chunk.text) and held.vectors.shape == (len(held.spans), 8)
+        for (start, end), row in zip(held.spans, held.vectors, strict=True):
+            source = pool.sentence_source.get(chunk.text[start:end])
+            if source is not None:  # nearer its own passage than the average passage is
+                assert float(row @ vectors[source]) > float(np.mean(vectors @ row)), chunk.text[start:end]
+    index.ledger.close()
+
+
 def _unit_vectors(n: int):  # type: ignore[no-untyped-def]
     import numpy as np
 
@@ -116,11 +145,15 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
         assert re_run.baseline_rebuild_s is not None
         assert re_run.unchanged_speedup is not None and re_run.edit_speedup is not None
 
-    assert [(r.library, r.mode) for r in report.latency] == [("synthetic-300", "embedded")]
-    latency = report.latency[0]
-    assert latency.queries == 10
-    assert 0 < latency.p50_ms <= latency.p95_ms <= latency.max_ms
-    assert "retrieve" in latency.stage_p50_ms
+    # The shipped setting (stored sentence vectors where the index has them), then embedding forced, same index.
+    assert [(r.library, r.mode, r.sentence_vectors) for r in report.latency] == [
+        ("synthetic-300", "embedded", "default"),
+        ("synthetic-300", "embedded", "forced embedding"),
+    ]
+    for latency in report.latency:
+        assert latency.queries == 10
+        assert 0 < latency.p50_ms <= latency.p95_ms <= latency.max_ms
+        assert "retrieve" in latency.stage_p50_ms
 
     assert report.startup is None
     assert report.memory.ru_maxrss_mb > 0

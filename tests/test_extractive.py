@@ -144,11 +144,18 @@ def test_reason_answer_is_chosen_by_meaning_not_shared_words(pilot: CoursePilot)
     assert_quoted_and_cited(answer)
 
 
-def test_a_word_met_only_in_an_example_is_not_quoted(library: Settings) -> None:
-    pilot = CoursePilot(library)
+@pytest.mark.parametrize("stored", [True, False], ids=["stored-vectors", "embedded"])
+def test_a_word_met_only_in_an_example_is_not_quoted(library: Settings, stored: bool) -> None:
+    # With stored (late-chunked) vectors, the email list's items carry their passage's context and used to clear
+    # the embedded path's floor: "Keep paragraphs short..." was quoted for the expense report.
+    answer = library.answer.model_copy(update={"stored_sentence_vectors": stored})
+    pilot = CoursePilot(library.model_copy(update={"answer": answer}))
     question = "How do I file my expense report?"
     result = pilot.retriever.retrieve(question)
     assert any("expense limits" in e.chunk.text for e in result.evidence[:3])  # the trap is in the evidence
+    email = [e.chunk for e in result.evidence if "expense limits" in e.chunk.text]
+    held = pilot.index.sentence_store.sentences([c.id for c in email])
+    assert (pilot.answerer.sentence_store is not None) == stored and len(held) == len(email)  # real vectors, stored
     text, citations = pilot.answerer.extractive(
         question, result.evidence, pilot.index.lexical().idf(tokenize(question)), None
     )

@@ -17,7 +17,7 @@ from conftest import make_settings
 from assistant.answering.extractive import choose_sentences, chunk_sentences, extract_answer
 from assistant.answering.questions import question_parts
 from assistant.answering.sentence_vectors import SentenceVectors, SpanSentences
-from assistant.core.text import split_sentences, split_units, tokenize
+from assistant.core.text import index_text, split_sentences, split_units, tokenize
 from assistant.core.types import Chunk, Evidence, Location
 from assistant.models.embeddings import EmbeddingModel, get_embedder
 
@@ -134,15 +134,25 @@ class Counting:
         return np.asarray(self.embedder.embed_query(text))
 
 
-class Store:
-    """Sentence vectors kept at ingest under chunk_sentences' texts (here: computed up front, real embedder)."""
+def late_chunked(embedder: EmbeddingModel, chunk: Chunk, sentences: Sequence[str]) -> np.ndarray:
+    """The sentences' vectors as ingest stores them: pooled from the chunk's own model run (heading trail first)."""
+    text = index_text(chunk)
+    shift = len(text) - len(chunk.text)
+    spans = [(chunk.text.find(s) + shift, chunk.text.find(s) + shift + len(s)) for s in sentences]
+    got = embedder.embed_with_spans([text], [spans])  # type: ignore[attr-defined]
+    assert got is not None, "the test embedder gives token outputs (onnx backends)"
+    return np.asarray(got[1][0], dtype=np.float32)
 
-    def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Evidence]) -> None:
+
+class Store:
+    """Sentence vectors kept at ingest under chunk_sentences' texts (here: late-chunked up front, real embedder)."""
+
+    def __init__(self, embedder: EmbeddingModel, chunks: Sequence[Evidence], skip: Sequence[str] = ()) -> None:
         self.rows: dict[str, dict[str, np.ndarray]] = {}
         self.asked: list[list[str]] = []
         for item in chunks:
-            sentences = [text for _, text, _ in chunk_sentences(item.chunk)]
-            vectors = np.asarray(embedder.embed_documents(sentences), dtype=np.float32)
+            sentences = [text for _, text, _ in chunk_sentences(item.chunk) if text not in skip]
+            vectors = late_chunked(embedder, item.chunk, sentences)
             self.rows[item.chunk.id] = dict(zip(sentences, vectors, strict=True))
 
     def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
@@ -247,3 +257,86 @@ def test_a_stored_sentence_with_an_example_is_embedded_without_it(embedder: Embe
     vectors = SentenceVectors(counting, store=store)  # type: ignore[arg-type]
     extract_answer(question, passages, idf(question), vectors)
     assert len(embedded) == 1 and "expense" not in embedded[0] and "subject line" in embedded[0]
+
+
+class _Fixed:
+    """An embedder and a store that give every sentence the same vector (a chosen cosine to the question)."""
+
+    def __init__(self, query: np.ndarray, vector: np.ndarray) -> None:
+        self.query, self.vector = query, vector
+        self.embedded: list[str] = []
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.query
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        return np.tile(self.vector, (len(texts), 1))
+
+    def sentence_vectors(self, chunks: Sequence[Chunk]) -> Mapping[str, Mapping[str, np.ndarray]]:
+        return {c.id: {t: self.vector for _, t, _ in chunk_sentences(c)} for c in chunks}
+
+
+def test_a_stored_vector_is_held_to_its_own_off_topic_floor(embedder: EmbeddingModel) -> None:
+    # A late-chunked vector carries its passage's context: the same cosine that puts a sentence embedded alone on
+    # the topic leaves a stored one off it (its floor was chosen on openstax train, see README).
+    from assistant.answering.extractive import STORED_TOPIC_FLOOR, TOPIC_FLOOR
+
+    question = "How do I file my expense report?"
+    passages = evidence([("Email etiquette", "Link to documents instead of attaching copies.")], dense=0.43)
+    query = np.asarray(embedder.embed_query(question), dtype=np.float32)
+    other = np.random.default_rng(0).standard_normal(query.shape).astype(np.float32)
+    other -= (other @ query) * query
+    other /= np.linalg.norm(other)
+    cosine = ((TOPIC_FLOOR + STORED_TOPIC_FLOOR) / 2 - 0.3 * 0.43) / 0.7  # blended: between the two floors
+    fixed = _Fixed(query, cosine * query + np.sqrt(1 - cosine**2) * other)
+    embedded = choose_sentences(question, passages, idf(question), SentenceVectors(fixed))  # type: ignore[arg-type]
+    assert [u.text for u in embedded] == ["Link to documents instead of attaching copies."]
+    stored = SentenceVectors(fixed, store=fixed)  # type: ignore[arg-type]
+    fixed.embedded.clear()
+    assert choose_sentences(question, passages, idf(question), stored) == [] and fixed.embedded == []
+
+
+def test_stored_and_embedded_vectors_mix_where_the_store_lacks_a_sentence(embedder: EmbeddingModel) -> None:
+    passages = evidence([("Parking", "Staff park in the lower garage. Visitors use the front lot by the entrance.")])
+    chunk = passages[0].chunk
+    store = Store(embedder, passages, skip=["Visitors use the front lot by the entrance."])
+    counting = Counting(embedder)
+    vectors = SentenceVectors(counting, store=store)  # type: ignore[arg-type]
+    query = np.asarray(embedder.embed_query("where do visitors park?"), dtype=np.float32)
+    sentences = [t for _, t, _ in chunk_sentences(chunk)]
+    got = vectors.match([(chunk, s, f"Parking: {s}") for s in sentences], query)
+    assert [m.stored if m else None for m in got] == [True, False]
+    assert counting.embedded == ["Parking: Visitors use the front lot by the entrance."]  # only the one it lacks
+    lone = late_chunked(embedder, chunk, sentences[:1])[0]
+    assert got[0] is not None and got[0].cosine == pytest.approx(float(lone @ query), abs=1e-5)
+
+
+def test_a_list_item_of_several_sentences_gets_its_spans_pooled() -> None:
+    # The store keeps one vector per sentence; the answerer reads a list item (or a line that runs on into the
+    # next) as one unit: its vector is its spans' vectors averaged by length, so it is not embedded at query time.
+    text = "Say it in three parts:\n- Situation: when it happened. 2. Keep it short.\n- Impact: what it did."
+    chunk = evidence([("The three parts", text)])[0].chunk
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((4, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    spans = [(text.find(s), text.find(s) + len(s)) for s in split_sentences(text)]
+    assert [text[a:b] for a, b in spans][1:3] == ["- Situation: when it happened.", "2. Keep it short."]
+    store = SimpleNamespace(sentences=lambda ids: {chunk.id: SimpleNamespace(spans=spans, vectors=vectors)})
+    rows = SpanSentences(store).sentence_vectors([chunk])[chunk.id]
+    unit = "Situation: when it happened. 2. Keep it short."
+    assert unit in {t for _, t, _ in chunk_sentences(chunk)}
+    pooled = len("- Situation: when it happened.") * vectors[1] + len("2. Keep it short.") * vectors[2]
+    assert np.allclose(rows[unit], pooled / np.linalg.norm(pooled), atol=1e-6)
+    assert np.allclose(rows["Impact: what it did."], vectors[3])
+
+
+def test_with_a_store_only_sentences_without_a_vector_are_embedded(embedder: EmbeddingModel) -> None:
+    # Past the stored budget a sentence is not matched at all: embedding it would cost what the store saves.
+    passages = evidence([("Parking", "Staff park in the lower garage. Visitors use the front lot by the entrance.")])
+    counting = Counting(embedder)
+    vectors = SentenceVectors(counting, store=Store(embedder, passages), stored_candidates=1)  # type: ignore[arg-type]
+    query = np.asarray(embedder.embed_query("where do visitors park?"), dtype=np.float32)
+    sentences = [t for _, t, _ in chunk_sentences(passages[0].chunk)]
+    got = vectors.match([(passages[0].chunk, s, s) for s in sentences], query)
+    assert got[0] is not None and got[0].stored and got[1] is None and counting.embedded == []

@@ -242,15 +242,16 @@ class AnswerSettings(BaseModel):
         default=8,
         ge=0,
         le=64,
-        description="Extractive answers: sentences per question matched by meaning with the embedder (cached by "
-        "text; each costs about one short embedding); 0 = words and passage scores only.",
+        description="Extractive answers: sentences per question without a stored vector that are matched by "
+        "meaning with the embedder (cached by text; each costs about one short embedding); 0 = none embedded "
+        "(with stored_sentence_vectors=false too: words and passage scores only).",
     )
     stored_sentence_vectors: bool = Field(
-        default=False,
+        default=True,
         description="Extractive answers read the sentence vectors stored at ingest (late-chunked, no model call "
-        "per question) where the index has them, instead of embedding the best few candidate sentences. Off by "
-        "default: faster, and better on openstax train, but a late-chunked vector carries its passage's context, "
-        "so a short list item of a related passage clears the off-topic floor (see README, Extractive answers).",
+        "per question) where the index has them, and embed only the candidate sentences that have none; their "
+        "off-topic floors are their own (extractive.STORED_TOPIC_FLOOR, chosen on openstax train). false forces "
+        "embedding the best few candidates for every question (see README, Extractive answers).",
     )
 
 

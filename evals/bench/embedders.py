@@ -61,6 +61,12 @@ class ProxyEmbedder:
 
     A text's vector is the normalised mean of the pool-passage vectors of its known sentences (plus a little
     seeded noise, so two chunks never share a vector); a text with no known sentence gets a seeded random one.
+
+    Like the onnx embedder it also gives late-chunked sentence vectors (`embed_with_spans`), so a proxy library
+    stores one vector per sentence as a real one does, for the same spans: a sentence's proxy vector is the
+    normalised mean of the real vector of the pool passage it came from and its chunk's proxy vector (the
+    context a late-chunked vector carries), plus the same small seeded noise; a sentence from no known passage
+    gets its chunk's vector plus noise.
     """
 
     def __init__(self, pool: TextPool, vectors: np.ndarray, noise: float = 0.02) -> None:
@@ -89,6 +95,25 @@ class ProxyEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Chunk vectors (as embed_documents) and one proxy vector per character span of each text (see above)."""
+        vectors = self.embed_documents(texts)
+        per_text: list[np.ndarray] = []
+        for text, chunk, text_spans in zip(texts, vectors, spans, strict=True):
+            seed = int.from_bytes(hashlib.sha1(f"spans\0{text}".encode()).digest()[:8], "little")
+            noise = np.random.default_rng(seed).standard_normal((len(text_spans), self.dimensions)).astype(np.float32)
+            rows = np.tile(chunk, (len(text_spans), 1))
+            for row, (start, end) in enumerate(text_spans):
+                source = self.pool.sentence_source.get(text[start:end])
+                if source is not None:
+                    rows[row] = (self.vectors[source] + chunk) / 2
+            rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+            rows += self.noise * noise / math.sqrt(self.dimensions)
+            per_text.append(rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9))
+        return vectors, per_text
 
 
 def langchain_embeddings(embedder: Any) -> Any:

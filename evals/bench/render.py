@@ -94,7 +94,9 @@ def table_rows(report: BenchReport) -> list[tuple[str, ...]]:
         rows.append(
             (
                 "latency",
-                f"ask p50 / p95 ({lat.mode})",
+                f"ask p50 / p95 ({lat.mode})"
+                if lat.sentence_vectors == "default"
+                else f"ask p50 / p95 ({lat.mode}, sentences embedded)",
                 f"{lat.library} [{lat.vectors}]",
                 f"{lat.p50_ms:.1f} / {lat.p95_ms:.1f} ms ({lat.chunks:,} ch, {lat.queries} q)",
                 "",
@@ -194,7 +196,9 @@ def write_plot(report: BenchReport, path: Path) -> Path:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for mode, colour in (("embedded", "tab:blue"), ("server", "tab:orange")):
-        runs = sorted((r for r in report.latency if r.mode == mode), key=lambda r: r.chunks)
+        runs = sorted(
+            (r for r in report.latency if r.mode == mode and r.sentence_vectors == "default"), key=lambda r: r.chunks
+        )
         if not runs:
             continue
         xs = [max(r.chunks, 1) for r in runs]

@@ -295,6 +295,18 @@ def run_bench(
                 lat = measure_latency(idx_settings, questions)
             common: dict[str, Any] = {"library": name, "size": size, "chunks": chunks, "vectors": vectors}
             report.latency.append(LatencyRun(**common, mode="embedded", peak_rss_mb=mem.peak(phase), **lat))
+            phase = f"latency {name} embedded, forced embedding"
+            with mem.phase(phase):
+                say(f"{name}: {queries} questions, embedded Chroma, every answer's sentences embedded")
+                forced = idx_settings.model_copy(
+                    update={"answer": idx_settings.answer.model_copy(update={"stored_sentence_vectors": False})}
+                )
+                lat = measure_latency(forced, questions)
+            report.latency.append(
+                LatencyRun(
+                    **common, mode="embedded", sentence_vectors="forced embedding", peak_rss_mb=mem.peak(phase), **lat
+                )
+            )
             if include_server:
                 if server is None:
                     say("starting the Chroma server")
