@@ -259,3 +259,10 @@ def test_passage_units_read_lists_wrapped_lines_and_slides() -> None:
     assert units[:2] == [("Right-click the pivot › Refresh", True), ("Or press Alt+F5", True)]
     assert units[2] == ("Prestige pricing raises the price so buyers perceive higher quality.", False)  # a paragraph
     assert units[-2:] == [("Click first.", False), ("Then refresh.", False)]
+    # A paragraph's run-in label ("Defensiveness.") is read with the sentence it introduces, and so is a title the
+    # sentence splitter cut off.
+    assert passage_units("Defensiveness. The person argues with every detail. Do not debate.") == [
+        ("Defensiveness. The person argues with every detail.", False),
+        ("Do not debate.", False),
+    ]
+    assert passage_units("Mr. Crowder sold the company. He retired.")[0] == ("Mr. Crowder sold the company.", False)

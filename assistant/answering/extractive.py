@@ -79,6 +79,9 @@ _CUES: dict[str, re.Pattern[str]] = {
 
 _MAX_WORDS = 80
 _SLIDE_BULLET_WORDS = 25
+# A paragraph's first sentence that is one capitalised word is a run-in label ("Defensiveness.") or a title the
+# sentence splitter cut off ("Mr."): either way it is read with the sentence after it.
+_LABEL = re.compile(r"[A-Z][a-z]+[.:]")
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
 _LABEL_PREFIX = re.compile(r"^(speaker notes:\s*|[-*•]\s+|\d+[.)]\s+)+", re.IGNORECASE)
 _ITEM = re.compile(r"^([-*•]|\d+[.)])\s+")
@@ -144,8 +147,17 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
         if item and len(block.split()) <= _MAX_WORDS:
             units.append((block, True))
         else:
-            units.extend((sentence, False) for sentence in split_sentences(block))
+            units.extend((sentence, False) for sentence in _run_in(split_sentences(block)))
     return units
+
+
+def _run_in(sentences: list[str]) -> list[str]:
+    """A paragraph's run-in label is read with the sentence it introduces: "Defensiveness. The person argues with
+    every detail." Alone, the label is a fragment no answer can quote, and the sentence after it loses the one
+    word that says what it is about (a follow-up on defensive reactions found nothing on topic)."""
+    if len(sentences) >= 2 and _LABEL.fullmatch(sentences[0]):
+        return [f"{sentences[0]} {sentences[1]}", *sentences[2:]]
+    return sentences
 
 
 def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
