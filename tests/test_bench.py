@@ -148,7 +148,7 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
     # The shipped setting (stored sentence vectors where the index has them), then embedding forced, same index.
     assert [(r.library, r.mode, r.sentence_vectors) for r in report.latency] == [
         ("synthetic-300", "embedded", "default"),
-        ("synthetic-300", "embedded", "forced embedding"),
+        ("synthetic-300", "embedded", "stored"),
     ]
     for latency in report.latency:
         assert latency.queries == 10

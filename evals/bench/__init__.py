@@ -29,13 +29,13 @@ ledger, BM25, Chroma writes and HNSW build) is the real code; query vectors alwa
 say which vectors they used (``vectors: model | proxy``); proxy-vector ingest rates exclude model inference and are
 never compared with model rates. The re-ingest after one edit always embeds the changed chunks with the real model.
 
-A real (onnx) library also stores one late-chunked vector per sentence, which the extractive answer reads instead
-of embedding. A proxy library stores them too, for the same sentence spans, written by the real ingest
+A real (onnx) library also stores one late-chunked vector per sentence, which the extractive answer can read instead
+of embedding (``answer.stored_sentence_vectors=true``; off by default). A proxy library stores them too, for the same sentence spans, written by the real ingest
 (`ProxyEmbedder.embed_with_spans` gives them; ingest's `SentenceUpdates.sync` calls `SentenceStore.sync`): a
 sentence's proxy vector is the normalised mean of the real vector of the pool passage it came from and its chunk's
 proxy vector (the context a late-chunked vector carries), plus a little seeded noise. Each synthetic library's
-latency is measured twice on the same index: with the shipped setting (stored vectors where the index has them),
-then with embedding forced (``answer.stored_sentence_vectors=false``; ``sentence_vectors`` on each row).
+latency is measured twice on the same index: with the shipped setting (the best candidate sentences embedded),
+then with the stored sentence vectors read (``answer.stored_sentence_vectors=true``; ``sentence_vectors`` on each row).
 
 Definitions
 -----------

@@ -96,11 +96,11 @@ class LatencyRun(BaseModel):
     chunks: int = Field(description="Chunks actually in the index.")
     mode: Literal["embedded", "server"]
     vectors: Vectors
-    sentence_vectors: Literal["default", "forced embedding"] = Field(
+    sentence_vectors: Literal["default", "stored"] = Field(
         default="default",
-        description="Extractive answers' sentence vectors: default = stored ones where the index has them, the rest "
-        "embedded; forced embedding = answer.stored_sentence_vectors=false, the best 8 candidates embedded per "
-        "question (same index, measured right after the default run).",
+        description="Extractive answers' sentence vectors: default = the best 8 candidates embedded per question; "
+        "stored = answer.stored_sentence_vectors=true, the vectors stored at ingest read, the rest embedded (same "
+        "index, measured right after the default run).",
     )
     queries: int
     p50_ms: float
