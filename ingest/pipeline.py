@@ -21,6 +21,7 @@ from assistant.core.types import Chunk, Course, LoadedDocument
 from assistant.index.ledger import DocumentRecord
 from assistant.index.library import LibraryIndex
 from assistant.models.embeddings import EmbeddingModel, get_embedder
+from assistant.retrieval.library_scale import publish_scale
 from ingest.chunker import chunk_document
 from ingest.discovery import discover
 from ingest.loaders import LoaderLimits, load_document
@@ -289,6 +290,8 @@ class IngestPipeline:
         report.sections_embedded, report.sections_reused = synced["embedded"], synced["reused"]
         sentences = self._sentences.sync(self._embedder or get_embedder(self.settings.embedding), full)
         report.sentences_embedded, report.sentences_reused = sentences.embedded, sentences.reused
+        # The refusal decision's cosine scale, measured once here for every worker (see library_scale).
+        publish_scale(self.index)
 
         for item in report.files:
             report.documents[item.status] = report.documents.get(item.status, 0) + 1

@@ -95,6 +95,7 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     index = LibraryIndex(library_settings)
     sections = index.sections()
     ls.scale_path(index).unlink(missing_ok=True)  # measured by the tests before
+    index.ledger.set_meta(ls.LEDGER_KEY, "")  # and by the ingest: this is a worker measuring for itself
     measured: list[int] = []
     real = ls.measure_scale
 
@@ -117,6 +118,42 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     path.write_text(json.dumps({**body, "generation": body["generation"] - 1000}))
     ls.library_scale(index, sections)
     assert len(measured) == 2
+
+
+def test_the_ingest_keeps_the_scale_in_the_ledger_for_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each worker measured the scale on its own first question after an ingest: that learner waited for it, and two
+    # workers that measured at different moments read the same question against different scales.
+    from assistant.retrieval import library_scale as ls
+    from ingest.pipeline import IngestPipeline
+
+    library = tmp_path / "library"
+    shutil.copytree(LIBRARY, library)
+    settings = make_settings(tmp_path, library={"dir": str(library)})
+    assert IngestPipeline(settings).run(library).ok
+    published = ls._decode(LibraryIndex(settings).ledger.get_meta(ls.LEDGER_KEY) or "")
+    assert published is not None and published.scale.trusted
+    measured: list[int] = []
+    real = ls.measure_scale
+
+    def counting(index: LibraryIndex, sections: object, sample: int = ls.SAMPLE) -> ls.LibraryScale:
+        measured.append(1)
+        return real(index, sections, sample)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ls, "measure_scale", counting)
+    worker = LibraryIndex(settings)  # a new worker: nothing in memory, no file of its own
+    ls.scale_path(worker).unlink(missing_ok=True)
+    assert ls.library_scale(worker, worker.sections()) == published.scale and not measured
+    assert IngestPipeline(settings).run(library).ok and not measured  # nothing changed: not measured again
+    course = library / "quokka-onboarding"
+    course.mkdir()
+    (course / "01-the-quokka-handshake.md").write_text(
+        "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
+    )
+    assert IngestPipeline(settings).run(library).ok and len(measured) == 1  # a new course: measured by the ingest
+    worker.refresh(force=True)
+    assert ls.library_scale(worker, worker.sections()) != published.scale and len(measured) == 1
 
 
 def _scale_of(tmp_path: Path, library: Path) -> object:

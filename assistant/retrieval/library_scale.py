@@ -9,9 +9,12 @@ cosine is what "close, but not the place" looks like in this library (the place 
 its top-level section in a one-course library); the best heading elsewhere is the same for heading cosines. A question's best cosines are then read as z-scores
 against those two distributions.
 
-The scale is kept in memory and in a small file next to the index (every worker and restart reuses it), and
-measured again only when the library has changed enough (a tenth of its sections, or many ledger
-generations): a few dozen vector queries each time.
+The ingest job measures it at the end of each ingest that changed the library enough and keeps it in the ledger
+(`publish_scale`), so every worker on every host reads one measurement and the first learner after an ingest
+does not wait for it. A worker also keeps it in memory and in a small file next to its index, and measures it
+itself only when none of these is fresh (an index from before this, a failed measurement at ingest): the
+library has changed enough since (a tenth of its sections, many ledger generations, or its shape). A
+measurement is a few dozen vector queries.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,19 +164,24 @@ def scale_path(index: LibraryIndex) -> Path:
     return index.dir / "library-scale.json"
 
 
-def _load(path: Path) -> _Cached | None:
+# The ingest job measures the scale once its ledger generation is written and keeps it in the ledger under this
+# key, so every worker (on any host, PostgreSQL ledger) reads the same measurement instead of making its own.
+LEDGER_KEY = "library_scale"
+
+
+def _decode(text: str) -> _Cached | None:
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(text)
         if body.get("version") != _VERSION:
             return None
         return _Cached(
             int(body["generation"]), int(body["sections"]), LibraryScale(**body["scale"]), str(body["shape"])
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _save(path: Path, cached: _Cached) -> None:
+def _encode(cached: _Cached) -> str:
     body = {
         "version": _VERSION,
         "generation": cached.generation,
@@ -180,25 +189,74 @@ def _save(path: Path, cached: _Cached) -> None:
         "shape": cached.shape,
         "scale": asdict(cached.scale),
     }
+    return json.dumps(body)
+
+
+def _load(path: Path) -> _Cached | None:
+    try:
+        return _decode(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def _from_ledger(index: LibraryIndex) -> _Cached | None:
+    try:
+        text = index.ledger.get_meta(LEDGER_KEY)
+    except Exception as exc:  # a ledger that cannot be read now: the worker measures, as before
+        log.debug("the library scale could not be read from the ledger: %s", exc)
+        return None
+    return _decode(text) if text else None
+
+
+def _save(path: Path, cached: _Cached) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body), encoding="utf-8")
+        tmp.write_text(_encode(cached), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:  # a read-only index folder: the scale is kept in memory only
         log.info("the library scale could not be saved to %s (%s)", path, exc)
 
 
+def publish_scale(index: LibraryIndex) -> bool:
+    """Measure the scale at the end of an ingest (unless the ledger's is still fresh) and keep it in the ledger.
+
+    Returns whether a new measurement was written. A failure is logged and costs nothing but the measurement:
+    workers then measure on their first question, as before.
+    """
+    try:
+        sections = index.sections()
+        if not len(sections):
+            return False
+        generation, count, shape = index.ledger.generation, len(sections), library_shape(sections)
+        kept = _from_ledger(index)
+        if kept is not None and kept.fresh(generation, count, shape):
+            return False
+        started = time.perf_counter()
+        cached = _Cached(generation, count, measure_scale(index, sections), shape)
+        index.ledger.set_meta(LEDGER_KEY, _encode(cached))
+        log.info("measured the library's cosine scale in %.2f s (%s)", time.perf_counter() - started, shape)
+    except Exception as exc:  # the ingest itself succeeded; the scale is measured by the workers instead
+        log.warning("the library's cosine scale could not be measured at the end of the ingest (%s)", exc)
+        return False
+    with _LOCK:
+        _CACHE[index] = cached
+    return True
+
+
 def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> LibraryScale:
-    """The index's scale: kept in memory and in a file next to the index, measured again only once the library
-    has changed enough (a tenth of its sections, `_MAX_GENERATIONS` ledger generations, or its shape)."""
-    if sections is None or not len(sections):
-        return NEUTRAL
+    """The index's scale: kept in memory, read from the ledger (where the ingest job keeps its measurement) or
+    from a file next to the index, measured here only when none of those is fresh: the library changed enough
+    since (a tenth of its sections, `_MAX_GENERATIONS` ledger generations, or its shape)."""
+    if sections is None or not len(sections) or not sections.has_vector.any():
+        return NEUTRAL  # no heading vectors (a lost collection): no heading cosine to read against a scale
     generation, count, shape = index.ledger.generation, len(sections), library_shape(sections)
     with _LOCK:
         cached = _CACHE.get(index)
     if cached is None or not cached.fresh(generation, count, shape):
-        cached = _load(scale_path(index))
+        cached = _from_ledger(index)
+        if cached is None or not cached.fresh(generation, count, shape):
+            cached = _load(scale_path(index))
         if cached is None or not cached.fresh(generation, count, shape):
             try:
                 measured = measure_scale(index, sections)
