@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import ARTIFACTS
+from typer.testing import CliRunner
 
 from assistant.core.errors import CoursePilotError
 from assistant.core.settings import Settings
@@ -550,3 +551,29 @@ def test_report_html_renders_charts_in_chromium(baseline_run: RunSummary) -> Non
             browser.close()
     assert remote == []
     assert (ARTIFACTS / "eval-report.png").stat().st_size > 10_000
+
+
+def test_ablation_markdown_is_one_table_row_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval ablation --markdown` went through the console, which wrapped each row at the terminal's width (80
+    columns when piped), so the table pasted into a README was broken. The ablation itself is not what is tested
+    here: it is replaced by a result of the shape it returns."""
+    import evals.ablation as ablation
+    from assistant.apps.cli import app as cli_app
+
+    rows = [
+        ablation.AblationRow(
+            name="learned ranker + distinct sections (shipped default)",
+            scifact_ndcg_at_10=0.7297,
+            openstax_hit_at_1=0.8346,
+            openstax_hit_at_5=0.9528,
+            golden_hit_at_1=0.725,
+            golden_hit_at_5=0.8875,
+        )
+    ]
+    result = ablation.AblationResult(rows=rows, refusal=ablation.RefusalFigures(), seconds=1.0)
+    monkeypatch.setattr(ablation, "run_ablation", lambda *args, **kwargs: result)
+    out = CliRunner().invoke(cli_app, ["eval", "ablation", "--markdown"], terminal_width=80)
+    assert out.exit_code == 0, out.output
+    table = [line for line in out.stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 3 and all(line.endswith("|") for line in table)
+    assert "| learned ranker + distinct sections (shipped default) | 0.730 | 0.835 | 0.953 | 0.725 | 0.887 |" in table

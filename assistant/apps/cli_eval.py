@@ -278,7 +278,7 @@ def eval_ablation(
         emit_json(result.model_dump(mode="json"))
         return
     if markdown:
-        out.print(markdown_table(result), markup=False, highlight=False)
+        print(markdown_table(result))  # plain: a console wraps long lines, which breaks the table
     else:
         table = Table(title="Retrieval ablation (same index and candidate lists per set)")
         for column in (

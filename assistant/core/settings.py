@@ -251,7 +251,7 @@ class AnswerSettings(BaseModel):
         description="true: extractive answers read the sentence vectors stored at ingest (late-chunked, no model "
         "call per question) where the index has them, and embed only the candidate sentences that have none; their "
         "off-topic floors are their own (extractive.STORED_TOPIC_FLOOR, chosen on openstax train). Faster (ask p95 "
-        "29 against 42 ms at 100k chunks), but the golden check's key-point recall fell from 0.524 to 0.492, so "
+        "29 against 42 ms at 100k chunks), but the golden check's key-point recall fell from 0.540 to 0.492, so "
         "the default embeds the best few candidates (see README, Extractive answers).",
     )
 
