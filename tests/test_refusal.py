@@ -87,6 +87,29 @@ def test_salience_is_what_separates_them(library_settings: Settings) -> None:
     assert refusal.probability(blind, REFUSAL_FEATURES)[0] < refusal.probability(row, REFUSAL_FEATURES)[0]
 
 
+def _count_measurements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every library-scale measurement from now on appends to the returned list (the real one still runs)."""
+    from assistant.retrieval import library_scale as ls
+
+    measured: list[int] = []
+    real = ls.measure_scale
+
+    def counting(index: LibraryIndex, sections: object, sample: int = ls.SAMPLE) -> ls.LibraryScale:
+        measured.append(1)
+        return real(index, sections, sample)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ls, "measure_scale", counting)
+    return measured
+
+
+def _add_one_section_course(library: Path) -> None:
+    course = library / "quokka-onboarding"
+    course.mkdir()
+    (course / "01-the-quokka-handshake.md").write_text(
+        "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
+    )
+
+
 def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     library_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,14 +119,7 @@ def test_the_library_scale_is_measured_once_and_again_after_the_library_changed(
     sections = index.sections()
     ls.scale_path(index).unlink(missing_ok=True)  # measured by the tests before
     index.ledger.set_meta(ls.LEDGER_KEY, "")  # and by the ingest: this is a worker measuring for itself
-    measured: list[int] = []
-    real = ls.measure_scale
-
-    def counting(index: LibraryIndex, sections: object, sample: int = ls.SAMPLE) -> ls.LibraryScale:
-        measured.append(1)
-        return real(index, sections, sample)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ls, "measure_scale", counting)
+    measured = _count_measurements(monkeypatch)
     first = ls.library_scale(index, sections)
     assert ls.library_scale(index, sections) is first and len(measured) == 1
     # Three courses: each heading is compared with the other courses' chunks and headings.
@@ -132,28 +148,20 @@ def test_the_ingest_keeps_the_scale_in_the_ledger_for_every_worker(
     shutil.copytree(LIBRARY, library)
     settings = make_settings(tmp_path, library={"dir": str(library)})
     assert IngestPipeline(settings).run(library).ok
+    assert not ls.publish_scale(LibraryIndex(settings))  # kept by that ingest, and still fresh
     published = ls._decode(LibraryIndex(settings).ledger.get_meta(ls.LEDGER_KEY) or "")
     assert published is not None and published.scale.trusted
-    measured: list[int] = []
-    real = ls.measure_scale
-
-    def counting(index: LibraryIndex, sections: object, sample: int = ls.SAMPLE) -> ls.LibraryScale:
-        measured.append(1)
-        return real(index, sections, sample)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ls, "measure_scale", counting)
+    measured = _count_measurements(monkeypatch)
     worker = LibraryIndex(settings)  # a new worker: nothing in memory, no file of its own
     ls.scale_path(worker).unlink(missing_ok=True)
     assert ls.library_scale(worker, worker.sections()) == published.scale and not measured
     assert IngestPipeline(settings).run(library).ok and not measured  # nothing changed: not measured again
-    course = library / "quokka-onboarding"
-    course.mkdir()
-    (course / "01-the-quokka-handshake.md").write_text(
-        "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
-    )
+    _add_one_section_course(library)
     assert IngestPipeline(settings).run(library).ok and len(measured) == 1  # a new course: measured by the ingest
     worker.refresh(force=True)
     assert ls.library_scale(worker, worker.sections()) != published.scale and len(measured) == 1
+    worker.ledger.set_meta(ls.LEDGER_KEY, "")  # lost: the next publish measures and says so
+    assert ls.publish_scale(worker) and len(measured) == 2
 
 
 def _scale_of(tmp_path: Path, library: Path) -> object:
@@ -189,11 +197,7 @@ def test_a_second_course_added_to_a_one_course_library_is_measured_at_once(tmp_p
     index = LibraryIndex(settings)
     before = len(index.sections())
     assert not ls.library_scale(index, index.sections()).trusted
-    course = library / "quokka-onboarding"
-    course.mkdir()
-    (course / "01-the-quokka-handshake.md").write_text(
-        "# Quokka onboarding\n\n## The quokka handshake\n\nWave, wait and write the visitor's name in the book.\n"
-    )
+    _add_one_section_course(library)
     assert IngestPipeline(settings).run(library).ok
     index.refresh(force=True)  # as a worker's next question does: it follows the ledger and reopens its reader
     sections = index.sections()

@@ -147,7 +147,7 @@ class _Cached:
     generation: int
     sections: int
     scale: LibraryScale
-    shape: str = ""
+    shape: str
 
     def fresh(self, generation: int, sections: int, shape: str) -> bool:
         drift = abs(sections - self.sections) / max(self.sections, 1)
@@ -218,6 +218,11 @@ def _save(path: Path, cached: _Cached) -> None:
         log.info("the library scale could not be saved to %s (%s)", path, exc)
 
 
+def _key(index: LibraryIndex, sections: SectionIndex) -> tuple[int, int, str]:
+    """What a kept measurement must match to be fresh: ledger generation, section count, library shape."""
+    return index.ledger.generation, len(sections), library_shape(sections)
+
+
 def publish_scale(index: LibraryIndex) -> bool:
     """Measure the scale at the end of an ingest (unless the ledger's is still fresh) and keep it in the ledger.
 
@@ -228,14 +233,14 @@ def publish_scale(index: LibraryIndex) -> bool:
         sections = index.sections()
         if not len(sections):
             return False
-        generation, count, shape = index.ledger.generation, len(sections), library_shape(sections)
+        key = _key(index, sections)
         kept = _from_ledger(index)
-        if kept is not None and kept.fresh(generation, count, shape):
+        if kept is not None and kept.fresh(*key):
             return False
         started = time.perf_counter()
-        cached = _Cached(generation, count, measure_scale(index, sections), shape)
+        cached = _Cached(key[0], key[1], measure_scale(index, sections), key[2])
         index.ledger.set_meta(LEDGER_KEY, _encode(cached))
-        log.info("measured the library's cosine scale in %.2f s (%s)", time.perf_counter() - started, shape)
+        log.info("measured the library's cosine scale in %.2f s (%s)", time.perf_counter() - started, cached.shape)
     except Exception as exc:  # the ingest itself succeeded; the scale is measured by the workers instead
         log.warning("the library's cosine scale could not be measured at the end of the ingest (%s)", exc)
         return False
@@ -250,21 +255,21 @@ def library_scale(index: LibraryIndex, sections: SectionIndex | None) -> Library
     since (a tenth of its sections, `_MAX_GENERATIONS` ledger generations, or its shape)."""
     if sections is None or not len(sections) or not sections.has_vector.any():
         return NEUTRAL  # no heading vectors (a lost collection): no heading cosine to read against a scale
-    generation, count, shape = index.ledger.generation, len(sections), library_shape(sections)
+    key = _key(index, sections)
     with _LOCK:
         cached = _CACHE.get(index)
-    if cached is None or not cached.fresh(generation, count, shape):
+    if cached is None or not cached.fresh(*key):
         cached = _from_ledger(index)
-        if cached is None or not cached.fresh(generation, count, shape):
+        if cached is None or not cached.fresh(*key):
             cached = _load(scale_path(index))
-        if cached is None or not cached.fresh(generation, count, shape):
+        if cached is None or not cached.fresh(*key):
             try:
                 measured = measure_scale(index, sections)
             except Exception as exc:  # a vector store mid-ingest ("Error finding id"), a lost server
                 # The question goes on with the two thresholds (NEUTRAL is untrusted); measured again next time.
                 log.warning("the library's cosine scale could not be measured (%s): refusals use the thresholds", exc)
                 return NEUTRAL
-            cached = _Cached(generation, count, measured, shape)
+            cached = _Cached(key[0], key[1], measured, key[2])
             _save(scale_path(index), cached)
         with _LOCK:
             _CACHE[index] = cached
