@@ -229,7 +229,9 @@ class CoursePilot:
             return
         evidence = result.evidence
         read_next = evidence[0].chunk.location
-        query_idf = self.index.lexical().idf(tokenize(standalone))
+        # The answer is chosen for the question as it was searched (its acronyms spelled out).
+        searched = result.searched or standalone
+        query_idf = self.index.lexical().idf(tokenize(searched))
         # A follow-up's sentences are matched against the conversation's topic too.
         topic = topic_question(history) if is_follow_up(question) else None
         answerer = self.answerer
@@ -283,14 +285,14 @@ class CoursePilot:
                 if _emit_tokens:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
-                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
+                text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic)
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
                     yield StreamEvent(type="token", text=text)
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
+        text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic)
         stop()
         if not citations:
             refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")

@@ -141,7 +141,7 @@ def golden_cases(
     unanswerable: list[QueryCase] = []
     for done, case in enumerate(cases, start=1):
         history = [ChatTurn(role=t.role, content=t.content) for t in case.history]
-        query = rule_rewrite(case.question, history) if history else case.question
+        query = retriever.spell_out_acronyms(rule_rewrite(case.question, history) if history else case.question)
         lists = retriever.candidates(query)
         item = _case("golden", case.id, query, lists, index, pool, functools.partial(_golden_grade, case.expected))
         (answerable if case.answerable else unanswerable).append(item)

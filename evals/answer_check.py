@@ -96,9 +96,10 @@ def check_answers(
         gold = any(is_hit(e.chunk.location, q) for e in result.evidence)
         outcome = QuestionOutcome(id=q.id, supported=supported, gold_in_evidence=gold)
         if supported:
-            idf = pilot.index.lexical().idf(tokenize(q.q))
+            searched = result.searched or q.q
+            idf = pilot.index.lexical().idf(tokenize(searched))
             start = time.perf_counter()
-            text, citations = pilot.answerer.extractive(q.q, result.evidence, idf, None)
+            text, citations = pilot.answerer.extractive(searched, result.evidence, idf, None)
             outcome.extract_ms = (time.perf_counter() - start) * 1000
             outcome.citations = len(citations)
             outcome.hits = sum(is_hit(c.location, q) for c in citations)

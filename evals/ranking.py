@@ -112,8 +112,9 @@ def library_cases(
     out: list[QueryCase] = []
     for done, q in enumerate(questions, start=1):
         course_ids = [c for c in courses if c != q.course] if exclude_gold_course else None
-        lists = retriever.candidates(q.q, course_ids=course_ids)
-        out.append(_case(name, q.id, q.q, lists, index, pool, functools.partial(_library_grade, q)))
+        query = retriever.spell_out_acronyms(q.q)  # searched as the assistant searches it
+        lists = retriever.candidates(query, course_ids=course_ids)
+        out.append(_case(name, q.id, query, lists, index, pool, functools.partial(_library_grade, q)))
         if progress:
             progress(done, len(questions))
     return out
@@ -128,14 +129,15 @@ def beir_cases(
     chunk_of = {doc.id: chunk_for(data.name, doc).id for doc in data.documents}
     out: list[QueryCase] = []
     for done, query in enumerate(data.queries, start=1):
-        lists = retriever.candidates(query.text)
+        text = retriever.spell_out_acronyms(query.text)
+        lists = retriever.candidates(text)
         qrels = data.qrels[query.id]
         relevant = {chunk_of[d]: g for d, g in qrels.items() if g > 0 and d in chunk_of}
         out.append(
             _case(
                 data.name,
                 query.id,
-                query.text,
+                text,
                 lists,
                 index,
                 pool,

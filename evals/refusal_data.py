@@ -49,8 +49,9 @@ def beir_excluded_cases(
     out: list[QueryCase] = []
     for done, query in enumerate(data.queries, start=1):
         relevant = {chunk_of[d] for d, g in data.qrels[query.id].items() if g > 0 and d in chunk_of}
-        lists = excluded_lists(retriever.candidates(query.text), relevant, retriever)
-        out.append(_case(data.name, query.id, query.text, lists, index, pool, lambda _chunk: 0, {}))
+        text = retriever.spell_out_acronyms(query.text)
+        lists = excluded_lists(retriever.candidates(text), relevant, retriever)
+        out.append(_case(data.name, query.id, text, lists, index, pool, lambda _chunk: 0, {}))
         if progress:
             progress(done, len(data.queries))
     return out

@@ -139,6 +139,11 @@ class RetrievalSettings(BaseModel):
         description="'learned': one calibrated logistic decision over several signals (needs ranker=learned); "
         "'thresholds': refusal_min_dense and refusal_min_coverage.",
     )
+    spell_out_acronyms: bool = Field(
+        default=True,
+        description="Search a question's acronyms together with their long form as the library spells it out "
+        '("BLUF" with "bottom line up front"; see assistant/core/acronyms.py).',
+    )
     dedup_similarity: float = Field(
         default=0.9,
         ge=0,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
+from assistant.core.acronyms import long_forms, question_acronyms, spell_out
 from assistant.core.settings import RetrievalSettings
 from assistant.core.text import chat_filler_terms, index_text, tokenize
 from assistant.core.types import Chunk, Evidence
@@ -25,6 +26,10 @@ _BLIND_CHECK = 3
 # 32 to 206 ms), so a worker runs it on the first question after each new ledger generation, when a reader can
 # have missed an ingest, and then at most once per this many seconds.
 BLIND_CHECK_EVERY_S = 2.0
+
+# Acronyms of a question spelled out, and the best BM25 hits of each searched for its long form.
+_ACRONYMS = 3
+_ACRONYM_PASSAGES = 20
 
 # Fewer dense candidates than this (a tiny library) and the calibrated refusal model is not used.
 MIN_LEARNED_REFUSAL_POOL = 20
@@ -82,6 +87,9 @@ class RetrievalResult(BaseModel):
         default=None, description="The calibrated refusal model's probability that the library answers this."
     )
     supported: bool | None = Field(default=None, description="The calibrated refusal decision, when it ran.")
+    searched: str | None = Field(
+        default=None, description="The question as searched, when it differs: its acronyms spelled out."
+    )
 
 
 @dataclass
@@ -118,6 +126,10 @@ class Retriever:
         logged, the reader is reopened and the question retrieved again, once. The check runs on the first
         question after each new ledger generation, then at most every BLIND_CHECK_EVERY_S seconds.
         """
+        searched = self.spell_out_acronyms(query)
+        if searched != query:
+            result = self.retrieve(searched, k, course_ids, levels)
+            return result.model_copy(update={"searched": searched})
         reopens = self.index.store.reopens
         result, vector, lexical_only = self._retrieve(query, k, course_ids, levels)
         if self.index.store.reopens != reopens:
@@ -139,6 +151,19 @@ class Retriever:
             self.index.reopen_vectors()
             result = self._retrieve(query, k, course_ids, levels)[0]
         return result
+
+    def spell_out_acronyms(self, query: str) -> str:
+        """`query` with each acronym followed by its long form, as the passages that use it most spell it out
+        (found among its best BM25 hits); unchanged when the library spells none out."""
+        acronyms = question_acronyms(query)[:_ACRONYMS] if self.settings.spell_out_acronyms else []
+        forms: dict[str, str] = {}
+        for acronym in acronyms:
+            hits = self.index.lexical().search(acronym, _ACRONYM_PASSAGES)
+            chunks = self.index.ledger.get_chunks(cid for cid, _ in hits)
+            found = long_forms(acronym, (index_text(chunks[cid]) for cid, _ in hits if cid in chunks))
+            if found:
+                forms[acronym] = found[0]
+        return spell_out(query, forms) if forms else query
 
     def _blind_check_due(self) -> bool:
         """Whether this question checks that dense search reaches the ledger's best BM25 hits (see retrieve)."""
