@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from assistant.answering.citations import number_citations
 from assistant.answering.questions import QuestionKind, question_kind, question_parts
 from assistant.answering.sentence_vectors import SentenceMatch, SentenceStore, SentenceVectors
+from assistant.answering.units import chunk_sentences, clean_unit, passage_units
 from assistant.core.text import chat_filler_terms, split_sentences, tokenize
-from assistant.core.types import Chunk, Citation, Evidence
+from assistant.core.types import Citation, Evidence
 
 MAX_SENTENCES = 5
 MAX_STEPS = 8
@@ -77,21 +78,9 @@ _CUES: dict[str, re.Pattern[str]] = {
     ),
 }
 
-_MAX_WORDS = 80
-_SLIDE_BULLET_WORDS = 25
-# A paragraph's first sentence that is one capitalised word is a run-in label ("Defensiveness.") or a title the
-# sentence splitter cut off ("Mr."): either way it is read with the sentence after it.
-_LABEL = re.compile(r"[A-Z][a-z]+[.:]")
+# An answer longer than this that holds a list quotes each item's first sentence.
+_LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
-_LABEL_PREFIX = re.compile(r"^(speaker notes:\s*|[-*•]\s+|\d+[.)]\s+)+", re.IGNORECASE)
-_ITEM = re.compile(r"^([-*•]|\d+[.)])\s+")
-_ENDS_LIKE_SENTENCE = re.compile(r"[.!?:)\"'”*]$")
-
-
-def clean_unit(unit: str) -> tuple[str, bool]:
-    """Strip list markers and the 'Speaker notes:' label; report whether it was a list item."""
-    cleaned = _LABEL_PREFIX.sub("", unit).strip()
-    return cleaned, bool(_ITEM.match(unit))
 
 
 @dataclass
@@ -117,63 +106,6 @@ class _Unit:
     @property
     def order(self) -> tuple[int, int]:
         return (self.evidence.chunk.ordinal, self.position)
-
-
-def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
-    """(sentence or list item, is a list item) in reading order.
-
-    A list item is one unit however many sentences it has; a line wrapped by the layout (PDF) is joined to
-    the line it continues. On a slide, a short line above the speaker notes is a bullet.
-    """
-    blocks: list[tuple[str, bool]] = []
-    notes = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if line.lower().startswith("speaker notes:"):
-            notes = True
-            blocks.append((line[len("speaker notes:") :].strip(), False))
-            continue
-        # A short line on a slide is a bullet; a paragraph on a slide is read as sentences.
-        item = bool(_ITEM.match(line)) or (slides and not notes and len(line.split()) <= _SLIDE_BULLET_WORDS)
-        previous = blocks[-1] if blocks else None
-        if not item and previous is not None and not _ENDS_LIKE_SENTENCE.search(previous[0]) and not slides:
-            blocks[-1] = (f"{previous[0]} {line}", previous[1])  # a wrapped line
-        else:
-            blocks.append((line, item))
-    units: list[tuple[str, bool]] = []
-    for block, item in blocks:
-        if item and len(block.split()) <= _MAX_WORDS:
-            units.append((block, True))
-        else:
-            units.extend((sentence, False) for sentence in _run_in(split_sentences(block)))
-    return units
-
-
-def _run_in(sentences: list[str]) -> list[str]:
-    """A paragraph's run-in label is read with the sentence it introduces: "Defensiveness. The person argues with
-    every detail." Alone, the label is a fragment no answer can quote, and the sentence after it loses the one
-    word that says what it is about (a follow-up on defensive reactions found nothing on topic)."""
-    if len(sentences) >= 2 and _LABEL.fullmatch(sentences[0]):
-        return [f"{sentences[0]} {sentences[1]}", *sentences[2:]]
-    return sentences
-
-
-def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
-    """(position, sentence, is a list item) of the units of `chunk` the answerer can quote: the texts a
-    SentenceStore is asked about (store vectors under exactly these texts to be found)."""
-    slides = chunk.location.module.lower().endswith(".pptx")
-    out: list[tuple[int, str, bool]] = []
-    for position, (unit, marked) in enumerate(passage_units(chunk.text, slides)):
-        text, is_item = clean_unit(unit)
-        is_item = is_item or marked
-        words = len(text.split())
-        # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-        if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
-            continue
-        out.append((position, text, is_item))
-    return out
 
 
 def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
@@ -353,7 +285,7 @@ def choose_sentences(
     if listed and (kind == "procedure" or sum(u.is_item for u in chosen) >= 2):
         block = _list_block([u for u in units if u.group == best.group], listed[0])
         if sum(u.is_item for u in block) > 1:
-            return sorted(block, key=lambda u: u.order)
+            return _short_items(sorted(block, key=lambda u: u.order))
     # A part no sentence of the place answers may be answered next door: the same module, on topic.
     nearby = place + [u for u in sorted(on_topic, key=lambda u: -u.score) if u.group[:2] == best.group[:2]]
     chosen = _cover_parts(chosen, nearby, parts, max_sentences)
@@ -362,7 +294,34 @@ def choose_sentences(
         follower = next((u for u in place if u.evidence is best.evidence and u.position == best.position + 1), None)
         if follower is not None and follower.score >= 0.6 * best.score:
             chosen.append(follower)
-    return sorted(chosen, key=lambda u: u.order)
+    return _short_items(
+        _complete_lead_in(sorted(chosen, key=lambda u: u.order), [u for u in units if u.group == best.group])
+    )
+
+
+def _short_items(chosen: list[_Unit]) -> list[_Unit]:
+    """A long answer with a list quotes each item's first sentence only ("Scarcity: Money should be scarce
+    enough to have some value..."): the list's shape is the answer, and the reader follows the citation for more."""
+    if sum(len(u.text.split()) for u in chosen) <= _LONG_ANSWER_WORDS:
+        return chosen
+    out = []
+    for unit in chosen:
+        first = split_sentences(unit.text)[0] if unit.is_item else unit.text
+        out.append(replace(unit, text=first) if first != unit.text and len(first.split()) >= 3 else unit)
+    return out
+
+
+def _complete_lead_in(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
+    """A chosen sentence that announces a list ("The SMART checklist is the test: ...") is quoted with its list:
+    ending on the colon promises an answer the quote does not give. The answer then ends with that list."""
+    for n, unit in enumerate(chosen):
+        if unit.is_item or not unit.text.endswith(":"):
+            continue
+        block = _list_block(units, unit)
+        if sum(u.is_item for u in block) >= 2:
+            return [*chosen[:n], *block]
+        break
+    return chosen
 
 
 def extract_answer(
@@ -393,6 +352,8 @@ __all__ = [
     "SentenceVectors",
     "choose_sentences",
     "chunk_sentences",
+    "clean_unit",
     "extract_answer",
+    "passage_units",
     "question_kind",
 ]

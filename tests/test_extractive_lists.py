@@ -1,0 +1,97 @@
+"""An extractive answer that announces a list quotes the list, and reads lists as PDFs and Word files lay them out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ingest_courses
+
+from assistant.answering.extractive import passage_units
+from assistant.core.settings import Settings
+from assistant.pilot import CoursePilot
+
+GOALS = """# Goals and performance
+
+## Writing clear goals
+
+A goal that cannot be checked is a wish. Every goal you write should pass one test of clarity:
+
+- Specific: it says exactly what will be different.
+- Measurable: you can tell whether it has been achieved, with a number or a clear yes or no.
+- Achievable: it is stretching but realistic with the time and resources available.
+- Relevant: it supports the priorities of the team and of the organisation.
+- Time-bound: it has a deadline.
+
+Write goals together with the person rather than handing them down.
+
+## Qualities of good money
+
+For money to be a suitable means of exchange, it should have these key characteristics:
+
+- Scarcity: money should be scarce enough to have some value. Pebbles would not work as money because they are
+  everywhere. Too much money in circulation increases prices. Governments limit the quantity in circulation.
+- Durability: any item used as money must be durable. A banana becomes useless as money when it spoils. Even
+  early societies used metal coins, which lasted for a long time and could be stored safely for years.
+- Portability: money must be easily moved around. Boulders or heavy gold bars cannot be carried easily from
+  place to place, which is why light coins and paper notes took their place in every market town.
+- Divisibility: money must be capable of being divided into smaller parts. Divisible forms of money make
+  transactions of every size possible, from buying a loaf of bread to buying a house or a ship.
+"""
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_courses(tmp_path_factory.mktemp("lists"), {("goals", "Goals", "01-goals.md"): GOALS})
+
+
+def lines(text: str) -> list[str]:
+    body = text.split("\n\nRead next:")[0]
+    return [re.sub(r"\s*\[\d+\]$", "", line) for line in body.splitlines()]
+
+
+def test_a_sentence_that_announces_a_list_is_quoted_with_its_list(library: Settings) -> None:
+    """The answer ended on "...one test of clarity:" and left out the five criteria it announced."""
+    answer = CoursePilot(library).ask("What test of clarity should every goal pass?")
+    assert not answer.refused, answer.text
+    quoted = lines(answer.text)
+    assert any(line.endswith("one test of clarity:") for line in quoted), quoted
+    items = [line.split(":")[0] for line in quoted if line.startswith("- ")]
+    assert items == ["- Specific", "- Measurable", "- Achievable", "- Relevant", "- Time-bound"]
+
+
+def test_a_long_list_quotes_the_first_sentence_of_each_item(library: Settings) -> None:
+    answer = CoursePilot(library).ask("What characteristics should money have to be a suitable means of exchange?")
+    quoted = lines(answer.text)
+    items = [line for line in quoted if line.startswith("- ")]
+    assert [i.split(":")[0] for i in items] == ["- Scarcity", "- Durability", "- Portability", "- Divisibility"]
+    assert items[0] == "- Scarcity: money should be scarce enough to have some value."
+    assert all(len(re.findall(r"[.!?](\s|$)", i)) == 1 for i in items), items
+
+
+def test_passage_units_read_lone_bullets_wrapped_colons_and_the_paragraph_after_a_list() -> None:
+    # A PDF's bullet glyph on a line of its own (a DEL or a symbol font's private-use character) begins an item.
+    text = "It has four traits:\n\x7f\nScarcity: it is scarce.\n\uf0b7\nDurability: it lasts."
+    assert passage_units(text) == [
+        ("It has four traits:", False),
+        ("- Scarcity: it is scarce.", True),
+        ("- Durability: it lasts.", True),
+    ]
+    # A line broken after a colon in mid-sentence is one sentence.
+    assert passage_units("It removes the two things that go wrong:\nvagueness and judgement. Then it ends.") == [
+        ("It removes the two things that go wrong: vagueness and judgement.", False),
+        ("Then it ends.", False),
+    ]
+    # The paragraph after a list's last item is not that item's rest.
+    assert passage_units("- How to distribute goods to consumers\nManagers must adapt. They do.") == [
+        ("- How to distribute goods to consumers", True),
+        ("Managers must adapt.", False),
+        ("They do.", False),
+    ]
+
+
+def test_lists_with_symbol_font_bullets_are_items() -> None:
+    assert passage_units("\uf0b7 Open the portal.\n\u25aa Enter the hours.") == [
+        ("\uf0b7 Open the portal.", True),
+        ("\u25aa Enter the hours.", True),
+    ]
