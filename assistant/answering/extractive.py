@@ -78,6 +78,11 @@ _CUES: dict[str, re.Pattern[str]] = {
     ),
 }
 
+# A sentence that opens on a word pointing back ("He", "This structure"), not on the module itself ("This module").
+_ANAPHOR = re.compile(
+    r"(?:he|she|it|they|this|these|that|those|such)\b(?!\s+(?:module|course|section|chapter|lesson|unit)\b)",
+    re.IGNORECASE,
+)
 # An answer longer than this that holds a list quotes each item's first sentence.
 _LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
@@ -294,9 +299,20 @@ def choose_sentences(
         follower = next((u for u in place if u.evidence is best.evidence and u.position == best.position + 1), None)
         if follower is not None and follower.score >= 0.6 * best.score:
             chosen.append(follower)
+    same_place = [u for u in units if u.group == best.group]
     return _short_items(
-        _complete_lead_in(sorted(chosen, key=lambda u: u.order), [u for u in units if u.group == best.group])
+        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), same_place), same_place)
     )
+
+
+def _with_antecedent(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
+    """An answer that would open on "He calls it Theory Z." or "This structure is often called BLUF" opens with
+    the sentence before it in the passage, which says who or what that is."""
+    first = chosen[0] if chosen else None
+    if first is None or first.is_item or not _ANAPHOR.match(first.text) or len(chosen) >= MAX_SENTENCES:
+        return chosen
+    before = next((u for u in units if u.evidence is first.evidence and u.position == first.position - 1), None)
+    return [before, *chosen] if before is not None and not before.is_item else chosen
 
 
 def _short_items(chosen: list[_Unit]) -> list[_Unit]:
