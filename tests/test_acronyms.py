@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.core.acronyms import long_forms, question_acronyms, spell_out
+from assistant.core.acronyms import asks_what_it_is, library_long_form, long_forms, question_acronyms, spell_out
 from assistant.pilot import CoursePilot
 from assistant.retrieval.retriever import Retriever
 
@@ -15,6 +15,23 @@ def test_question_acronyms() -> None:
     assert question_acronyms("How do a LAN and a WAN differ?") == ["LAN", "WAN"]
     assert question_acronyms("WHAT IS THE GROW MODEL?") == []  # shouting, not acronyms
     assert question_acronyms("What is a pivot table?") == []
+    assert question_acronyms("Does type II diabetes differ?") == []  # a Roman numeral
+    # A question that defines an acronym itself needs nothing from the library.
+    assert question_acronyms("Does nucleoside triphosphate (NTP) bind?") == []
+    assert question_acronyms("Does the World Trade Organization (WTO) help?") == []
+
+
+def test_only_a_question_about_what_something_is_is_spelled_out() -> None:
+    for asks in (
+        "What's BLUF in emails?",
+        "What does RACI stand for?",
+        "hi! quick question: whats the SBI model?",
+        "Describe the purpose and role of the WTO.",
+        "What makes a goal SMART?",
+    ):
+        assert asks_what_it_is(asks), asks
+    for uses in ("How do I use SBI with my team?", "HIV trans-activator protein crosses cell membranes."):
+        assert not asks_what_it_is(uses), uses
 
 
 @pytest.mark.parametrize(
@@ -62,6 +79,8 @@ def test_long_forms_in_the_ways_course_text_spells_them_out(acronym: str, text: 
         ("SBI", "Situation-Behaviour-Impact is a structure for feedback."),  # the passage never uses the acronym
         ("IT", "IT is the team that keeps laptops running; it takes requests by ticket."),  # two letters by chance
         ("BLUF", "Be brief. Lead with the ask. BLUF: Use few fillers."),  # the letters cross sentences
+        ("DNA", "Oxidative DNA did not appear to change."),  # spelled by chance, nothing says it names the acronym
+        ("ATP", "ATP assembly, thereby providing energy."),  # a comma between lowercase words is not a list
         ("GROW", "GROW sales:\n- Growth comes first.\n- Revenue follows."),  # a list that spells only part of it
     ],
 )
@@ -76,6 +95,9 @@ def test_the_most_often_spelled_long_form_wins() -> None:
         "A PPA, or project planning approval, takes two weeks.",
     ]
     assert long_forms("PPA", texts) == ["Project Planning Approval", "Primary Planning Area"]
+    assert library_long_form("PPA", texts) == "Project Planning Approval"
+    # Passages that disagree as often as they agree define nothing.
+    assert library_long_form("PPA", texts[:2]) is None
 
 
 def test_spell_out_adds_each_long_form_once_and_not_when_the_question_has_it() -> None:

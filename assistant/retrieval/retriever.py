@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.core.acronyms import long_forms, question_acronyms, spell_out
+from assistant.core.acronyms import asks_what_it_is, library_long_form, question_acronyms, spell_out
 from assistant.core.settings import RetrievalSettings
 from assistant.core.text import chat_filler_terms, index_text, tokenize
 from assistant.core.types import Chunk, Evidence
@@ -27,7 +27,7 @@ _BLIND_CHECK = 3
 # have missed an ingest, and then at most once per this many seconds.
 BLIND_CHECK_EVERY_S = 2.0
 
-# Acronyms of a question spelled out, and the best BM25 hits of each searched for its long form.
+# Acronyms of a question spelled out, and the best BM25 hits of the question searched for their long forms.
 _ACRONYMS = 3
 _ACRONYM_PASSAGES = 20
 
@@ -153,16 +153,18 @@ class Retriever:
         return result
 
     def spell_out_acronyms(self, query: str) -> str:
-        """`query` with each acronym followed by its long form, as the passages that use it most spell it out
-        (found among its best BM25 hits); unchanged when the library spells none out."""
-        acronyms = question_acronyms(query)[:_ACRONYMS] if self.settings.spell_out_acronyms else []
-        forms: dict[str, str] = {}
-        for acronym in acronyms:
-            hits = self.index.lexical().search(acronym, _ACRONYM_PASSAGES)
-            chunks = self.index.ledger.get_chunks(cid for cid, _ in hits)
-            found = long_forms(acronym, (index_text(chunks[cid]) for cid, _ in hits if cid in chunks))
-            if found:
-                forms[acronym] = found[0]
+        """A question that asks what something is, with each acronym followed by its long form, as the passages on
+        the question's topic spell it out: the best BM25 hits of the whole question that use the acronym, agreeing on one long form (an acronym
+        means one thing in a library, but a course on cancer and one on couples therapy both use "RAS").
+        Unchanged when they spell none out."""
+        wanted = self.settings.spell_out_acronyms and asks_what_it_is(query)
+        acronyms = question_acronyms(query)[:_ACRONYMS] if wanted else []
+        if not acronyms:
+            return query
+        hits = self.index.lexical().search(query, _ACRONYM_PASSAGES)
+        chunks = self.index.ledger.get_chunks(cid for cid, _ in hits)
+        texts = [index_text(chunks[cid]) for cid, _ in hits if cid in chunks]
+        forms = {a: form for a in acronyms if (form := library_long_form(a, texts)) is not None}
         return spell_out(query, forms) if forms else query
 
     def _blind_check_due(self) -> bool:
