@@ -1,5 +1,5 @@
 """The shape of an extractive answer: a sentence that announces a list comes with its list, an answer does not open
-on "He" or "This", and lists are read as PDFs and Word files lay them out."""
+on "He" or "This", nor quote what a module covers, and lists are read as PDFs and Word files lay them out."""
 
 from __future__ import annotations
 
@@ -47,9 +47,22 @@ For money to be a suitable means of exchange, it should have these key character
 """
 
 
+PIVOTS = """# Building your first pivot table
+
+A pivot table summarises a long list by categories without a single formula. This module walks through
+preparing the data, creating a pivot table and controlling what it shows.
+
+## Inserting the pivot table
+
+Click any cell in your data, then choose Insert, then PivotTable. Excel selects the whole table and proposes
+a new worksheet for the pivot table. Click OK and drag fields into the Rows and Values areas.
+"""
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return ingest_courses(tmp_path_factory.mktemp("lists"), {("goals", "Goals", "01-goals.md"): GOALS})
+    files = {("goals", "Goals", "01-goals.md"): GOALS, ("pivots", "Pivot Tables", "01-first-pivot.md"): PIVOTS}
+    return ingest_courses(tmp_path_factory.mktemp("lists"), files)
 
 
 def lines(text: str) -> list[str]:
@@ -81,6 +94,17 @@ def test_an_answer_does_not_open_on_a_word_pointing_back(library: Settings) -> N
     answer = CoursePilot(library).ask("What is Theory Z?")
     quoted = lines(answer.text)
     assert quoted[0].startswith("William Ouchi, a management scholar"), quoted
+
+
+def test_what_a_module_covers_is_not_quoted_as_an_answer(library: Settings) -> None:
+    """ "How do I create a pivot table?" was answered with "This module walks through preparing the data, creating
+    a pivot table and controlling what it shows." """
+    pilot = CoursePilot(library)
+    answer = pilot.ask("How do I create a pivot table?")
+    assert not answer.refused, answer.text
+    assert "This module walks through" not in answer.text
+    assert "Insert, then PivotTable" in answer.text
+    assert "This module walks through" in pilot.ask("What does this module on pivot tables cover?").text
 
 
 def test_passage_units_read_lone_bullets_wrapped_colons_and_the_paragraph_after_a_list() -> None:

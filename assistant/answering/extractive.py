@@ -83,6 +83,16 @@ _ANAPHOR = re.compile(
     r"(?:he|she|it|they|this|these|that|those|such)\b(?!\s+(?:module|course|section|chapter|lesson|unit)\b)",
     re.IGNORECASE,
 )
+# A sentence on what the course itself covers ("This module walks through...", "In this session we go through...",
+# "You will learn..."), and a question that asks just that.
+_COURSE_PART = r"(?:module|course|section|chapter|lesson|unit|session|video|presentation|training|workshop|guide)"
+_ROADMAP = re.compile(
+    rf"^(?:this|the|our|in this|in the next|in the following) {_COURSE_PART}\b(?:[^.]{{0,40}})?\b(?:covers?|walks?|"
+    r"explains?|shows?|introduces?|looks? at|describes?|goes through|go through|sets? (?:out|up)|defines?|"
+    r"will|we|you|is about|teaches|takes)\b|^you will (?:learn|be able|see|practise|practice)\b|^by the end of this\b",
+    re.IGNORECASE,
+)
+_ABOUT_THE_COURSE = re.compile(rf"\b(?:this|the|that|which) {_COURSE_PART}\b|\b(?:will|do|can) (?:i|we) learn\b", re.I)
 # An answer longer than this that holds a list quotes each item's first sentence.
 _LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
@@ -113,9 +123,12 @@ class _Unit:
         return (self.evidence.chunk.ordinal, self.position)
 
 
-def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
+def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[_Unit]:
     if not evidence:
         return []
+    # "This module walks through preparing the data..." says what a module covers, not what the learner asked,
+    # unless they asked what it covers.
+    roadmaps = not _ABOUT_THE_COURSE.search(question)
     head = list(evidence[:_PASSAGES])
     top_dense = max((e.dense_score or 0.0) for e in head)
     units: list[_Unit] = []
@@ -126,7 +139,8 @@ def _candidates(evidence: Sequence[Evidence]) -> list[_Unit]:
         loc = item.chunk.location
         group = (loc.course_id, loc.module, loc.section)
         for position, text, is_item in chunk_sentences(item.chunk):
-            units.append(_Unit(text, is_item, item, rank, position, group))
+            if not (roadmaps and _ROADMAP.search(text)):
+                units.append(_Unit(text, is_item, item, rank, position, group))
     return units
 
 
@@ -246,7 +260,7 @@ def choose_sentences(
     topic: for a follow-up, the conversation's earlier question(s); the question's vector is blended with
     theirs (TOPIC_WEIGHT), so "what about if they get defensive?" is matched as a question about feedback.
     """
-    units = _candidates(evidence)
+    units = _candidates(evidence, question)
     if not units:
         return []
     kind = question_kind(question)
