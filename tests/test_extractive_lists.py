@@ -59,9 +59,26 @@ a new worksheet for the pivot table. Click OK and drag fields into the Rows and 
 """
 
 
+PRIVACY = """# What counts as personal data
+
+## Special category data
+
+Some types of personal data are especially sensitive because misuse could lead to discrimination. The GDPR
+calls them special category data and allows them to be used only under stricter conditions. They are:
+
+- racial or ethnic origin
+- political opinions
+- religious beliefs
+"""
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    files = {("goals", "Goals", "01-goals.md"): GOALS, ("pivots", "Pivot Tables", "01-first-pivot.md"): PIVOTS}
+    files = {
+        ("goals", "Goals", "01-goals.md"): GOALS,
+        ("pivots", "Pivot Tables", "01-first-pivot.md"): PIVOTS,
+        ("privacy", "Data Privacy", "01-personal-data.md"): PRIVACY,
+    }
     return ingest_courses(tmp_path_factory.mktemp("lists"), files)
 
 
@@ -78,6 +95,19 @@ def test_a_sentence_that_announces_a_list_is_quoted_with_its_list(library: Setti
     assert any(line.endswith("one test of clarity:") for line in quoted), quoted
     items = [line.split(":")[0] for line in quoted if line.startswith("- ")]
     assert items == ["- Specific", "- Measurable", "- Achievable", "- Relevant", "- Time-bound"]
+
+
+def test_a_sentence_followed_by_a_short_lead_in_is_quoted_with_the_list(library: Settings) -> None:
+    """ "They are:" (two words) and "political opinions" (a two-word item) were dropped as fragments, so the
+    answer stopped before the list it was about."""
+    answer = CoursePilot(library).ask("What is special category data under the GDPR?")
+    quoted = lines(answer.text)
+    assert "They are:" in quoted, quoted
+    assert [line for line in quoted if line.startswith("- ")] == [
+        "- racial or ethnic origin",
+        "- political opinions",
+        "- religious beliefs",
+    ]
 
 
 def test_a_long_list_quotes_the_first_sentence_of_each_item(library: Settings) -> None:

@@ -93,6 +93,8 @@ _ROADMAP = re.compile(
     re.IGNORECASE,
 )
 _ABOUT_THE_COURSE = re.compile(rf"\b(?:this|the|that|which) {_COURSE_PART}\b|\b(?:will|do|can) (?:i|we) learn\b", re.I)
+# Words of a lead-in that continues the sentence before it ("They are:", "These include:").
+_SHORT_LEAD_IN = 4
 # An answer longer than this that holds a list quotes each item's first sentence.
 _LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
@@ -350,7 +352,15 @@ def _complete_lead_in(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
         block = _list_block(units, unit)
         if sum(u.is_item for u in block) >= 2:
             return [*chosen[:n], *block]
-        break
+        return chosen
+    # The answer's last sentence followed by a short lead-in and its list ("...only under stricter conditions.
+    # They are: - racial or ethnic origin ..."): the list is what the sentence is about.
+    last = chosen[-1] if chosen else None
+    lead = next((u for u in units if last and u.evidence is last.evidence and u.position == last.position + 1), None)
+    if last is not None and not last.is_item and lead is not None and not lead.is_item and lead.text.endswith(":"):
+        block = _list_block(units, lead)
+        if len(lead.text.split()) <= _SHORT_LEAD_IN and sum(u.is_item for u in block) >= 2:
+            return [*chosen, *block]
     return chosen
 
 

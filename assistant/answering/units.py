@@ -89,8 +89,10 @@ def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
         text, is_item = clean_unit(unit)
         is_item = is_item or marked
         words = len(text.split())
-        # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer.
-        if words < 3 or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
+        # A fragment with no end punctuation (a line cut by the layout) reads as a broken answer; a list item of a
+        # word or two ("genetic data") and a short lead-in ("They are:") are kept, for the list.
+        short = words < (1 if is_item else 2 if text.endswith(":") else 3)
+        if short or words > _MAX_WORDS or (not is_item and not _ENDS_LIKE_SENTENCE.search(text)):
             continue
         out.append((position, text, is_item))
     return out
