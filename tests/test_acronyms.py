@@ -126,3 +126,11 @@ def test_spelling_out_can_be_switched_off(pilot: CoursePilot) -> None:
     retriever = Retriever(pilot.index, settings)
     assert retriever.spell_out_acronyms("What's BLUF in emails?") == "What's BLUF in emails?"
     assert retriever.retrieve("What's BLUF in emails?").searched is None
+
+
+def test_course_text_is_never_read_as_a_pattern() -> None:
+    """A long form is spliced in as text: a backslash or a group reference in a course is not a regex pattern."""
+    assert spell_out("What is SBI?", {"SBI": r"Sit\1 \g<0>"}) == r"What is SBI (Sit\1 \g<0>)?"
+    assert long_forms("SBI", ["SBI (Situation-Behaviour-Impact) " + "SBI (Sit\\1) " * 10_000]) == [
+        "Situation-Behaviour-Impact"
+    ]

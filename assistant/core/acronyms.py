@@ -16,6 +16,7 @@ Nothing here is learned or tuned: a long form must match every letter, in order,
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -38,6 +39,8 @@ _GAP = re.compile(
     r"called|shortened|abbreviated|to|short|which|stands|meaning)\s+)*"
 )
 _MAX_GAP = 40
+# Occurrences of the acronym read per passage (a table that repeats it a thousand times costs no more).
+_MAX_HITS = 12
 _ROMAN = re.compile(r"[IVX]+")
 _ASKS_WHAT = re.compile(
     r"(?:^|[.!?:;,]\s*)\s*(?:so\s+|and\s+|ok\s+)?(?:what|who)(?:'s|’s|s|\s+is|\s+are|\s+was|\s+were|\s+does|\s+do|\s+makes?)\b"
@@ -87,7 +90,7 @@ def _spells(acronym: str, words: list[tuple[str, int, int]], start: int) -> int 
 def _inline(acronym: str, text: str) -> list[str]:
     """Long forms of `acronym` in the sentences around its occurrences in `text`, closest first."""
     found: list[tuple[int, str]] = []
-    for hit in re.finditer(rf"\b{acronym}s?\b", text):
+    for hit in itertools.islice(re.finditer(rf"\b{acronym}s?\b", text), _MAX_HITS):
         lo, hi = max(0, hit.start() - _WINDOW), min(len(text), hit.end() + _WINDOW)
         window = text[lo:hi]
         words = [(m.group(0), lo + m.start(), lo + m.end()) for m in _WORD.finditer(window)]
@@ -176,7 +179,9 @@ def spell_out(question: str, forms: dict[str, str]) -> str:
         own = {w.lower() for w in _WORD.findall(form)} - _CONNECTORS
         if own <= words:
             continue
-        out = re.sub(rf"\b({acronym}(?:s|'s|’s)?)\b", rf"\1 ({form})", out, count=1)
+        match = re.search(rf"\b{acronym}(?:s|'s|’s)?\b", out)
+        if match is not None:  # spliced, not substituted: a long form is text, never a replacement pattern
+            out = f"{out[: match.end()]} ({form}){out[match.end() :]}"
     return out
 
 
