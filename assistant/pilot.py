@@ -25,6 +25,7 @@ from assistant.models.chat import ModelCallError, complete, get_chat_model
 from assistant.planning.learners import LearnerStore
 from assistant.planning.playlist import parse_budget, plan
 from assistant.retrieval.finder import rank_courses
+from assistant.retrieval.outline import outline
 from assistant.retrieval.retriever import RetrievalResult, Retriever
 
 log = logging.getLogger(__name__)
@@ -285,14 +286,18 @@ class CoursePilot:
                 if _emit_tokens:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
-                text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic)
+                text, citations = answerer.extractive(
+                    searched, evidence, query_idf, read_next, topic, outline(self.index, evidence)
+                )
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
                     yield StreamEvent(type="token", text=text)
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic)
+        text, citations = answerer.extractive(
+            searched, evidence, query_idf, read_next, topic, outline(self.index, evidence)
+        )
         stop()
         if not citations:
             refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")

@@ -84,6 +84,7 @@ def check_answers(
 ) -> list[QuestionOutcome]:
     """Retrieve and answer every question extractively (as CoursePilot.ask does without a model)."""
     from assistant.pilot import CoursePilot
+    from assistant.retrieval.outline import outline
 
     assert isinstance(pilot, CoursePilot)
     pilot.index.ensure_ready()
@@ -99,7 +100,9 @@ def check_answers(
             searched = result.searched or q.q
             idf = pilot.index.lexical().idf(tokenize(searched))
             start = time.perf_counter()
-            text, citations = pilot.answerer.extractive(searched, result.evidence, idf, None)
+            text, citations = pilot.answerer.extractive(
+                searched, result.evidence, idf, None, outline=outline(pilot.index, result.evidence)
+            )
             outcome.extract_ms = (time.perf_counter() - start) * 1000
             outcome.citations = len(citations)
             outcome.hits = sum(is_hit(c.location, q) for c in citations)

@@ -72,12 +72,33 @@ calls them special category data and allows them to be used only under stricter 
 """
 
 
+LISTENING = """# Powerful questions and listening
+
+## Three levels of listening
+
+The Co-Active coaching approach describes three levels of listening, a way to notice where your attention is.
+
+### Level 1: internal listening
+
+Your attention is on yourself: your own opinions and what you will say next. It leads to advice.
+
+### Level 2: focused listening
+
+Your attention is entirely on the other person: their words and what they leave out.
+
+### Level 3: global listening
+
+You take in everything around the words: tone of voice, pace, energy and body language.
+"""
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     files = {
         ("goals", "Goals", "01-goals.md"): GOALS,
         ("pivots", "Pivot Tables", "01-first-pivot.md"): PIVOTS,
         ("privacy", "Data Privacy", "01-personal-data.md"): PRIVACY,
+        ("coaching", "Coaching", "03-listening.md"): LISTENING,
     }
     return ingest_courses(tmp_path_factory.mktemp("lists"), files)
 
@@ -108,6 +129,21 @@ def test_a_sentence_followed_by_a_short_lead_in_is_quoted_with_the_list(library:
         "- political opinions",
         "- religious beliefs",
     ]
+
+
+def test_a_short_introduction_is_quoted_with_the_subsections_it_announces(library: Settings) -> None:
+    """ "What are the three levels of listening?" got only "...describes three levels of listening...": the levels
+    are the section's subsections, and retrieval had not ranked them near their introduction."""
+    answer = CoursePilot(library).ask("What are the three levels of listening?")
+    quoted = lines(answer.text)
+    assert quoted[0].startswith("The Co-Active coaching approach describes three levels"), quoted
+    assert [line.split(".")[0] for line in quoted[1:]] == [
+        "- Level 1: internal listening",
+        "- Level 2: focused listening",
+        "- Level 3: global listening",
+    ]
+    sections = [c.location.section[-1] for c in answer.citations]
+    assert sections == ["Three levels of listening", *(line[2:].split(".")[0] for line in quoted[1:])]
 
 
 def test_a_long_list_quotes_the_first_sentence_of_each_item(library: Settings) -> None:

@@ -109,8 +109,11 @@ class Answerer:
         query_idf: dict[str, float],
         read_next: Location | None,
         topic: str | None = None,
+        outline: Sequence[Evidence] = (),
     ) -> tuple[str, list[Citation]]:
-        text, citations = extract_answer(question, evidence, query_idf, self.sentence_vectors, topic=topic)
+        text, citations = extract_answer(
+            question, evidence, query_idf, self.sentence_vectors, topic=topic, outline=outline
+        )
         if read_next is not None:
             text += f"\n\nRead next: {read_next.label()}"
         return text, citations

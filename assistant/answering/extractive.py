@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from assistant.answering.citations import number_citations
+from assistant.answering.outline_answer import outline_units
 from assistant.answering.questions import QuestionKind, question_kind, question_parts
 from assistant.answering.sentence_vectors import SentenceMatch, SentenceStore, SentenceVectors
-from assistant.answering.units import chunk_sentences, clean_unit, passage_units
+from assistant.answering.units import Unit, chunk_sentences, clean_unit, passage_units
 from assistant.core.text import chat_filler_terms, split_sentences, tokenize
 from assistant.core.types import Citation, Evidence
 
@@ -100,32 +101,7 @@ _LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
 
 
-@dataclass
-class _Unit:
-    """One candidate sentence or list item, where it sits, and its scores."""
-
-    text: str
-    is_item: bool
-    evidence: Evidence
-    rank: int
-    position: int
-    group: tuple[str, str, tuple[str, ...]]
-    lexical: float = 0.0
-    meaning: float = 0.0
-    stored: bool = False
-    score: float = 0.0
-    cues: set[str] = field(default_factory=set)
-    terms: set[str] = field(init=False, default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.terms = set(tokenize(self.text))
-
-    @property
-    def order(self) -> tuple[int, int]:
-        return (self.evidence.chunk.ordinal, self.position)
-
-
-def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[_Unit]:
+def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
     if not evidence:
         return []
     # "This module walks through preparing the data..." says what a module covers, not what the learner asked,
@@ -133,7 +109,7 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[_Unit]
     roadmaps = not _ABOUT_THE_COURSE.search(question)
     head = list(evidence[:_PASSAGES])
     top_dense = max((e.dense_score or 0.0) for e in head)
-    units: list[_Unit] = []
+    units: list[Unit] = []
     for rank, item in enumerate(head):
         # A passage much further from the question than the best one is another topic that shares a word.
         if rank > 0 and (item.dense_score or 0.0) < _PASSAGE_RATIO * top_dense:
@@ -142,11 +118,11 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[_Unit]
         group = (loc.course_id, loc.module, loc.section)
         for position, text, is_item in chunk_sentences(item.chunk):
             if not (roadmaps and _ROADMAP.search(text)):
-                units.append(_Unit(text, is_item, item, rank, position, group))
+                units.append(Unit(text, is_item, item, rank, position, group))
     return units
 
 
-def _prescore(units: list[_Unit], kind: QuestionKind, query_idf: dict[str, float]) -> None:
+def _prescore(units: list[Unit], kind: QuestionKind, query_idf: dict[str, float]) -> None:
     """Everything but the meaning-match: lexical overlap, the passage's dense score, the kind cue, the rank."""
     filler = chat_filler_terms()
     weights = {t: w for t, w in query_idf.items() if t not in filler}
@@ -167,7 +143,7 @@ def _prescore(units: list[_Unit], kind: QuestionKind, query_idf: dict[str, float
         ) - 0.02 * unit.rank
 
 
-def _embed_text(unit: _Unit) -> str:
+def _embed_text(unit: Unit) -> str:
     """What the sentence is about: under its heading ("The usual reasons are..." is about its heading's topic),
     without its examples (a sentence on subject lines is not about "[FYI] New expense limits")."""
     section = unit.evidence.chunk.location.section
@@ -176,7 +152,7 @@ def _embed_text(unit: _Unit) -> str:
     return f"{heading}: {text}" if heading else text
 
 
-def _add_meaning(units: list[_Unit], similarities: Sequence[SentenceMatch | None]) -> list[_Unit]:
+def _add_meaning(units: list[Unit], similarities: Sequence[SentenceMatch | None]) -> list[Unit]:
     """Add the meaning-match to the units that have one; returns those (the others are not matched)."""
     matched = []
     for unit, similarity in zip(units, similarities, strict=True):
@@ -190,14 +166,14 @@ def _add_meaning(units: list[_Unit], similarities: Sequence[SentenceMatch | None
     return matched
 
 
-def _on_topic(unit: _Unit) -> bool:
+def _on_topic(unit: Unit) -> bool:
     """The blended meaning-match clears its floor (a looser one with a content word of the question); a stored
     vector has floors of its own."""
     topic, loose = (STORED_TOPIC_FLOOR, STORED_LOOSE_FLOOR) if unit.stored else (TOPIC_FLOOR, LOOSE_FLOOR)
     return unit.meaning >= topic or (unit.meaning >= loose and unit.lexical > 0)
 
 
-def _promote_parts(ranked: list[_Unit], parts: list[set[str]], budget: int) -> list[_Unit]:
+def _promote_parts(ranked: list[Unit], parts: list[set[str]], budget: int) -> list[Unit]:
     """`ranked` with, for each part of a multi-part question, its best unit holding the part's words moved into
     the first `budget` (so every part has a sentence matched by meaning)."""
     if not parts or budget <= 0:
@@ -212,7 +188,7 @@ def _promote_parts(ranked: list[_Unit], parts: list[set[str]], budget: int) -> l
     return head + [u for u in ranked if u not in head]
 
 
-def _cover_parts(chosen: list[_Unit], place: list[_Unit], parts: list[set[str]], max_sentences: int) -> list[_Unit]:
+def _cover_parts(chosen: list[Unit], place: list[Unit], parts: list[set[str]], max_sentences: int) -> list[Unit]:
     """The best sentence, then for each part none holds yet the best sentence of the same place that holds its
     words (if it scores PART_RATIO of the best), then the other chosen ones while there is room."""
     if not parts or not chosen:
@@ -229,7 +205,7 @@ def _cover_parts(chosen: list[_Unit], place: list[_Unit], parts: list[set[str]],
     return picked[:max_sentences]
 
 
-def _list_block(units: list[_Unit], anchor: _Unit) -> list[_Unit]:
+def _list_block(units: list[Unit], anchor: Unit) -> list[Unit]:
     """The run of list items around `anchor` in its passage, plus the sentence that introduces it."""
     same = sorted((u for u in units if u.evidence is anchor.evidence), key=lambda u: u.position)
     index = next(i for i, u in enumerate(same) if u is anchor)
@@ -256,11 +232,14 @@ def choose_sentences(
     vectors: SentenceVectors,
     max_sentences: int = MAX_SENTENCES,
     topic: str | None = None,
-) -> list[_Unit]:
+    outline: Sequence[Evidence] = (),
+) -> list[Unit]:
     """The on-topic sentences that answer the question, in source order (empty: nothing on topic).
 
     topic: for a follow-up, the conversation's earlier question(s); the question's vector is blended with
     theirs (TOPIC_WEIGHT), so "what about if they get defensive?" is matched as a question about feedback.
+    outline: the subsections under evidence[0] when it is a short introduction (retrieval.outline); quoted when
+    the chosen sentence is that introduction's and announces them (outline_answer.py).
     """
     units = _candidates(evidence, question)
     if not units:
@@ -289,17 +268,19 @@ def choose_sentences(
     if not on_topic:
         return []
     # One coherent place: the section whose two best sentences score highest.
-    by_group: dict[tuple[str, str, tuple[str, ...]], list[_Unit]] = {}
+    by_group: dict[tuple[str, str, tuple[str, ...]], list[Unit]] = {}
     for unit in on_topic:
         by_group.setdefault(unit.group, []).append(unit)
 
-    def group_strength(members: list[_Unit]) -> float:
+    def group_strength(members: list[Unit]) -> float:
         best = sorted((u.score for u in members), reverse=True)
         return best[0] + 0.5 * (best[1] if len(best) > 1 else 0.0)
 
     place = max(by_group.values(), key=group_strength)
     place.sort(key=lambda u: -u.score)
     best = place[0]
+    if outline and best.evidence is evidence[0] and (items := outline_units(best, outline, question)):
+        return [*_with_antecedent([best], [u for u in units if u.group == best.group]), *items[1:]]
     chosen = [u for u in place if u.score >= _KEEP_RATIO * best.score][:max_sentences]
     # Steps stay together: a procedure's best list, or any list two of the chosen sentences come from.
     listed = [u for u in chosen if u.is_item or u.text.endswith(":")]
@@ -321,7 +302,7 @@ def choose_sentences(
     )
 
 
-def _with_antecedent(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
+def _with_antecedent(chosen: list[Unit], units: list[Unit]) -> list[Unit]:
     """An answer that would open on "He calls it Theory Z." or "This structure is often called BLUF" opens with
     the sentence before it in the passage, which says who or what that is."""
     first = chosen[0] if chosen else None
@@ -331,7 +312,7 @@ def _with_antecedent(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
     return [before, *chosen] if before is not None and not before.is_item else chosen
 
 
-def _short_items(chosen: list[_Unit]) -> list[_Unit]:
+def _short_items(chosen: list[Unit]) -> list[Unit]:
     """A long answer with a list quotes each item's first sentence only ("Scarcity: Money should be scarce
     enough to have some value..."): the list's shape is the answer, and the reader follows the citation for more."""
     if sum(len(u.text.split()) for u in chosen) <= _LONG_ANSWER_WORDS:
@@ -343,7 +324,7 @@ def _short_items(chosen: list[_Unit]) -> list[_Unit]:
     return out
 
 
-def _complete_lead_in(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
+def _complete_lead_in(chosen: list[Unit], units: list[Unit]) -> list[Unit]:
     """A chosen sentence that announces a list ("The SMART checklist is the test: ...") is quoted with its list:
     ending on the colon promises an answer the quote does not give. The answer then ends with that list."""
     for n, unit in enumerate(chosen):
@@ -371,9 +352,10 @@ def extract_answer(
     vectors: SentenceVectors,
     max_sentences: int = MAX_SENTENCES,
     topic: str | None = None,
+    outline: Sequence[Evidence] = (),
 ) -> tuple[str, list[Citation]]:
     """Quote the chosen sentences verbatim, each with its citation; ("", []) when nothing is on topic."""
-    chosen = choose_sentences(question, evidence, query_idf, vectors, max_sentences, topic)
+    chosen = choose_sentences(question, evidence, query_idf, vectors, max_sentences, topic, outline)
     if not chosen:
         return "", []
     as_list = len(chosen) > 1 and any(u.is_item for u in chosen)

@@ -9,9 +9,10 @@ ingest are keyed by them (chunk_sentences).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from assistant.core.text import LIST_BULLETS, split_sentences
-from assistant.core.types import Chunk
+from assistant.core.text import LIST_BULLETS, split_sentences, tokenize
+from assistant.core.types import Chunk, Evidence
 
 _MAX_WORDS = 80
 _SLIDE_BULLET_WORDS = 25
@@ -24,6 +25,31 @@ _LONE_BULLET = re.compile(rf"[{LIST_BULLETS}]")
 _ENDS_LIKE_SENTENCE = re.compile(r"[.!?:)\"'”*]$")
 # A colon the layout broke the line after, mid-sentence: "removes the two things that go wrong:\nvagueness and ...".
 _WRAPPED_COLON = re.compile(r"[a-z]:\n[a-z]")
+
+
+@dataclass
+class Unit:
+    """One candidate sentence or list item of an evidence passage, where it sits, and the answerer's scores."""
+
+    text: str
+    is_item: bool
+    evidence: Evidence
+    rank: int
+    position: int
+    group: tuple[str, str, tuple[str, ...]]
+    lexical: float = 0.0
+    meaning: float = 0.0
+    stored: bool = False
+    score: float = 0.0
+    cues: set[str] = field(default_factory=set)
+    terms: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.terms = set(tokenize(self.text))
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.evidence.chunk.ordinal, self.position)
 
 
 def clean_unit(unit: str) -> tuple[str, bool]:
@@ -98,4 +124,4 @@ def chunk_sentences(chunk: Chunk) -> list[tuple[int, str, bool]]:
     return out
 
 
-__all__ = ["chunk_sentences", "clean_unit", "passage_units"]
+__all__ = ["Unit", "chunk_sentences", "clean_unit", "passage_units"]

@@ -185,6 +185,8 @@ class SectionIndex:
         # The top-level section a chunk belongs to (module + first heading): where sibling chunks add up.
         self.chunk_parent: dict[str, int] = {}
         parents: dict[tuple[str, ...], int] = {}
+        self._row_trail: dict[int, tuple[str, ...]] = {}
+        self._children: dict[tuple[str, ...], list[int]] | None = None
         for cid, entry in mapping.entries.items():
             self.chunk_parent[cid] = parents.setdefault((entry.course_id, *entry.trail[:2]), len(parents))
             r = row[section_id(heading_text(entry.course_title, entry.trail, skills.get(entry.course_id, ())))]
@@ -192,6 +194,7 @@ class SectionIndex:
             self.chunk_row[cid] = r
             self.chunk_position[cid] = entry.position
             self.section_chunks.setdefault(r, []).append((entry.position, cid))
+            self._row_trail[r] = (entry.course_id, *entry.trail)
         for chunks in self.section_chunks.values():
             chunks.sort()
         # Distinct (course, module) pairs: how many separate documents the library holds.
@@ -199,6 +202,20 @@ class SectionIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def subsection_leads(self, chunk_id: str) -> list[str]:
+        """The first chunk of each subsection one level below the section `chunk_id` sits in (any order)."""
+        row = self.chunk_row.get(chunk_id)
+        if row is None:
+            return []
+        if self._children is None:  # built on first use: a parent trail -> the rows one level below it
+            children: dict[tuple[str, ...], list[int]] = {}
+            for r, trail in self._row_trail.items():
+                if len(trail) > 3:  # (course, module title, section, subsection...): a module's own sections are not
+                    children.setdefault(trail[:-1], []).append(r)
+            self._children = children
+        rows = self._children.get(self._row_trail[row], [])
+        return [self.section_chunks[r][0][1] for r in rows if self.section_chunks.get(r)]
 
     def allowed(self, course_ids: Sequence[str] | None) -> np.ndarray | None:
         """Mask of the sections in these courses (None: all)."""

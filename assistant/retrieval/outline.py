@@ -1,0 +1,35 @@
+"""The outline under a passage: the subsections a short section introduction announces.
+
+"The Co-Active coaching approach describes three levels of listening" is the best passage for "What are the three
+levels of listening?", but the levels are its subsections ("Level 1: internal listening", ...), each a passage
+of its own that retrieval need not rank near it. When the best passage is such a short introduction, the lead
+passage of each subsection is handed to the answerer too, in reading order, so it can quote the outline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from assistant.core.types import Evidence
+from assistant.index.library import LibraryIndex
+
+# A passage this short (words) that heads subsections introduces them; a longer one is content of its own.
+SHORT_INTRO_WORDS = 60
+MAX_SUBSECTIONS = 8
+
+
+def outline(index: LibraryIndex, evidence: Sequence[Evidence]) -> list[Evidence]:
+    """The lead passages of the subsections under the best passage, when it is a short introduction to two or
+    more of them (else []); keyed after the evidence (S7, S8...), so the answer can cite them."""
+    if not evidence or len(evidence[0].chunk.text.split()) > SHORT_INTRO_WORDS:
+        return []
+    top = evidence[0].chunk
+    ids = index.sections().subsection_leads(top.id)
+    if not 2 <= len(ids) <= MAX_SUBSECTIONS:
+        return []
+    chunks = [c for c in index.ledger.get_chunks(ids).values() if c.location.module == top.location.module]
+    chunks.sort(key=lambda c: c.ordinal)
+    return [Evidence(key=f"S{n}", chunk=chunk, score=0.0) for n, chunk in enumerate(chunks, start=len(evidence) + 1)]
+
+
+__all__ = ["MAX_SUBSECTIONS", "SHORT_INTRO_WORDS", "outline"]
