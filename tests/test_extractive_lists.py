@@ -123,6 +123,7 @@ def test_a_sentence_followed_by_a_short_lead_in_is_quoted_with_the_list(library:
     answer stopped before the list it was about."""
     answer = CoursePilot(library).ask("What is special category data under the GDPR?")
     quoted = lines(answer.text)
+    assert quoted[0].startswith("Some types of personal data are especially sensitive"), quoted  # who "them" are
     assert "They are:" in quoted, quoted
     assert [line for line in quoted if line.startswith("- ")] == [
         "- racial or ethnic origin",

@@ -79,9 +79,11 @@ _CUES: dict[str, re.Pattern[str]] = {
     ),
 }
 
-# A sentence that opens on a word pointing back ("He", "This structure"), not on the module itself ("This module").
+# A sentence that opens on a word pointing back ("He", "This structure", "The GDPR calls them"), not on the module
+# itself ("This module").
 _ANAPHOR = re.compile(
-    r"(?:he|she|it|they|this|these|that|those|such)\b(?!\s+(?:module|course|section|chapter|lesson|unit)\b)",
+    r"(?:he|she|it|they|this|these|that|those|such)\b(?!\s+(?:module|course|section|chapter|lesson|unit)\b)"
+    r"|(?:\S+\s+){1,4}(?:them|they|these|those)\b",  # "The GDPR calls them special category data"
     re.IGNORECASE,
 )
 # A sentence on what the course itself covers ("This module walks through...", "In this session we go through...",
