@@ -235,7 +235,11 @@ class CoursePilot:
         query_idf = self.index.lexical().idf(tokenize(searched))
         # A follow-up's sentences are matched against the conversation's topic too.
         topic = topic_question(history) if is_follow_up(question) else None
+        # The subsections a short introduction announces: the model reads them too, the quote may list them.
+        subsections = outline(self.index, evidence)
         answerer = self.answerer
+        if answerer.chat_model is not None:
+            evidence = [*evidence, *subsections]
         base: dict[str, Any] = {
             "question": question,
             "standalone_question": standalone,
@@ -287,7 +291,7 @@ class CoursePilot:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
                 text, citations = answerer.extractive(
-                    searched, evidence, query_idf, read_next, topic, outline(self.index, evidence)
+                    searched, result.evidence, query_idf, read_next, topic, subsections
                 )
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
@@ -295,9 +299,7 @@ class CoursePilot:
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(
-            searched, evidence, query_idf, read_next, topic, outline(self.index, evidence)
-        )
+        text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic, subsections)
         stop()
         if not citations:
             refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from conftest import ingest_courses
+from fake_openai import FakeOpenAIServer, Reply
 
 from assistant.answering.extractive import passage_units
 from assistant.core.settings import Settings
@@ -145,6 +146,20 @@ def test_a_short_introduction_is_quoted_with_the_subsections_it_announces(librar
     ]
     sections = [c.location.section[-1] for c in answer.citations]
     assert sections == ["Three levels of listening", *(line[2:].split(".")[0] for line in quoted[1:])]
+
+
+def test_a_configured_model_reads_the_subsections_too(library: Settings, fake_openai: FakeOpenAIServer) -> None:
+    chat = {"provider": "openai", "base_url": fake_openai.base_url, "api_key": "sk-test", "model": "fake"}
+    pilot = CoursePilot(library.model_copy(update={"chat": library.chat.model_copy(update=chat)}))
+    keys = " ".join(f"[S{n}]" for n in range(1, 13))  # a key with no passage behind it is dropped
+    fake_openai.script(Reply.answer(f"Internal, focused and global listening {keys}."))
+    answer = pilot.ask("What are the three levels of listening?")
+    user = fake_openai.last_request["body"]["messages"][1]["content"]
+    assert user.count("<evidence key=") == len(answer.evidence)
+    for text in ("Your attention is on yourself", "entirely on the other person", "tone of voice"):
+        assert text in user
+    cited = [c.location.section[-1] for c in answer.citations]
+    assert cited[-3:] == ["Level 1: internal listening", "Level 2: focused listening", "Level 3: global listening"]
 
 
 def test_a_long_list_quotes_the_first_sentence_of_each_item(library: Settings) -> None:
