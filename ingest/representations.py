@@ -24,7 +24,7 @@ from assistant.index.sections import (
     entries_for,
     sync_section_vectors,
 )
-from assistant.index.sentences import SentenceStats, Span, sentence_key, sentence_spans
+from assistant.index.sentences import Encoded, SentenceStats, encode_sentences, sentence_key, sentence_spans
 
 
 class SectionUpdates:
@@ -70,7 +70,7 @@ class SentenceUpdates:
     def __init__(self, index: LibraryIndex) -> None:
         self.index = index
         self.added: dict[str, str] = {}
-        self.fresh: dict[str, tuple[list[Span], np.ndarray]] = {}
+        self.fresh: dict[str, Encoded] = {}  # int8 as stored: at 100k chunks float vectors held ~1.2 GB
 
     def embed(self, embedder: object, chunks: Mapping[str, Chunk]) -> np.ndarray:
         """Vectors of the texts `chunks` is keyed by (index_text of the chunk), with their sentences when the
@@ -93,7 +93,7 @@ class SentenceUpdates:
             return None
         vectors, per_text = got
         for text, sp, sv in zip(texts, spans, per_text, strict=True):
-            self.fresh[sentence_key(text)] = (sp, sv)
+            self.fresh[sentence_key(text)] = encode_sentences(sp, sv)
         return np.asarray(vectors, dtype=np.float32)
 
     def document(self, chunks: Sequence[Chunk], stale: Iterable[str]) -> None:

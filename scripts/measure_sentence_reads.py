@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.index.ledger.base import Ledger
-from assistant.index.sentences import SENTENCES_VERSION, SentenceStore, _encode
+from assistant.index.sentences import SENTENCES_VERSION, SentenceStore, encode_sentences
 
 DIM = 384
 
@@ -36,7 +36,7 @@ def _fill(ledger: Ledger, chunks: int, sentences: int, seed: int = 0) -> list[st
         rows = []
         for cid in ids[start : start + 5000]:
             vectors = rng.normal(size=(sentences, DIM)).astype(np.float32)
-            dim, n, body = _encode(spans, vectors)
+            dim, n, body = encode_sentences(spans, vectors)
             rows.append((cid, f"key-{cid}", SENTENCES_VERSION, dim, n, body))
         ledger.write_sentences(SENTENCES_VERSION, [], rows, [], 1)
     return ids

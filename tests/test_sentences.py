@@ -12,7 +12,7 @@ from conftest import make_settings
 from assistant.core.settings import Settings
 from assistant.index.ledger.sqlite import SqliteLedger
 from assistant.index.library import LibraryIndex
-from assistant.index.sentences import SentenceStore, quantise, sentence_spans
+from assistant.index.sentences import SentenceStore, encode_sentences, quantise, sentence_spans
 from assistant.models.embeddings import get_embedder
 from assistant.retrieval.features import FEATURES
 from assistant.retrieval.rerank import features_for
@@ -165,7 +165,8 @@ def test_the_store_keeps_one_row_per_chunk_and_drops_replaced_ones(tmp_path: Pat
     rows = rng.normal(size=(3, 8)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     for generation in range(5):
-        store.sync({"c1": f"k{generation}"}, {f"k{generation}": ([(0, 1), (2, 3), (4, 5)], rows)}, generation)
+        fresh = {f"k{generation}": encode_sentences([(0, 1), (2, 3), (4, 5)], rows)}
+        store.sync({"c1": f"k{generation}"}, fresh, generation)
     assert store.keys() == {"k4"} and store.generation == 4
     assert store.ledger.sentence_totals()[:2] == (1, 3)  # the rows of replaced keys are gone, not kept forever
     got = store.sentences(["c1"])["c1"]

@@ -37,6 +37,8 @@ SENTENCES_VERSION = 2
 _META = np.dtype([("scale", "<f4"), ("start", "<i4"), ("end", "<i4")])
 
 Span = tuple[int, int]
+# One chunk's sentences as stored: (dimension, count, body: count meta records, then the int8 rows).
+Encoded = tuple[int, int, bytes]
 
 
 def sentence_spans(text: str) -> list[Span]:
@@ -158,13 +160,14 @@ class SentenceStore:
     def sync(
         self,
         chunk_keys: Mapping[str, str],
-        fresh: Mapping[str, tuple[Sequence[Span], np.ndarray]],
+        fresh: Mapping[str, Encoded],
         generation: int,
         replace: bool = False,
     ) -> SentenceStats:
         """Make the store hold the sentences of exactly the chunks in `chunk_keys` (chunk id -> text key).
 
-        `fresh` holds newly computed sentences by text key; with `replace` they overwrite stored ones (a full
+        `fresh` holds newly computed sentences by text key, encoded (`encode_sentences`: int8, a quarter of the
+        memory float vectors take while an ingest runs); with `replace` they overwrite stored ones (a full
         rebuild). A chunk whose key another chunk's row has gets a copy of it. A key neither stored nor fresh stays
         missing (its chunk's signal falls back to the chunk). One ledger transaction."""
         stored = self.chunk_keys()
@@ -174,7 +177,7 @@ class SentenceStore:
         wanted = set(chunk_keys.values())
         before = set(holder)
         new = {k: v for k, v in fresh.items() if k in wanted and (replace or k not in before)}
-        bodies = {k: _encode(spans, vectors) for k, (spans, vectors) in new.items()}
+        bodies = dict(new)
         copies: list[tuple[str, str]] = []
         rows: list[tuple[str, str, int, int, int, bytes]] = []
         for cid, key in chunk_keys.items():
@@ -201,7 +204,7 @@ class SentenceStore:
         self.ledger.clear_sentences()
 
 
-def _encode(spans: Sequence[Span], vectors: np.ndarray) -> tuple[int, int, bytes]:
+def encode_sentences(spans: Sequence[Span], vectors: np.ndarray) -> Encoded:
     """(dim, n, body) of one chunk's sentences: n meta records, then the int8 rows."""
     n = len(spans)
     values = np.asarray(vectors, dtype=np.float32)
