@@ -292,6 +292,7 @@ class IngestPipeline:
         report.sentences_embedded, report.sentences_reused = sentences.embedded, sentences.reused
         # The refusal decision's cosine scale, measured once here for every worker (see library_scale).
         publish_scale(self.index)
+        self.index.settle_vectors()  # a run that wrote nothing still leaves graphs every process loads alike
 
         for item in report.files:
             report.documents[item.status] = report.documents.get(item.status, 0) + 1

@@ -9,7 +9,9 @@ from conftest import make_settings
 
 from assistant.apps.ui.render import cited_media, render_answer
 from assistant.core.errors import LoaderError
+from assistant.core.settings import Settings
 from assistant.core.types import Answer, Citation, Location, format_timestamp
+from assistant.index.library import LibraryIndex
 from assistant.pilot import CoursePilot
 from ingest.loaders import load_document
 from ingest.loaders.captions import Cue, merge_cues, parse_srt, parse_vtt
@@ -69,11 +71,11 @@ def test_cues_merge_at_sentence_boundaries_with_speaker_turns() -> None:
     passages = merge_cues(parse_vtt(VTT)[1], target_chars=300)
     assert passages[0] == (
         0.0,
-        "Dana Okafor: Start every one-to-one by asking what is on their mind, not with your own agenda. "
-        "It is their meeting.\nSam: What if they have nothing to raise?",
+        "Start every one-to-one by asking what is on their mind, not with your own agenda. "
+        "It is their meeting.\nWhat if they have nothing to raise?",
     )
     # an hour later: a new passage (at its own time) even though the target size was not reached
-    assert passages[1] == (3852.25, "Dana Okafor: Then ask about blockers & wins from last week.")
+    assert passages[1] == (3852.25, "Then ask about blockers & wins from last week.")
     # a full passage ends at the sentence before the next speaker
     assert [p[0] for p in merge_cues(parse_vtt(VTT)[1], target_chars=40)] == [0.0, 7.0, 3852.25]
 
@@ -87,7 +89,7 @@ def test_srt_cues_and_speaker_labels() -> None:
     cues = parse_srt(SRT)
     assert [c.start for c in cues] == [1.0, 4.0, 252.0]
     assert cues[0].text == "Close the meeting by agreeing"
-    assert cues[2].text == "NARRATOR: Write it down where both of you can see it."
+    assert (cues[2].speaker, cues[2].text) == ("NARRATOR", "Write it down where both of you can see it.")
     assert merge_cues(cues)[0] == (1.0, "Close the meeting by agreeing on one next step each.")
 
 
@@ -167,3 +169,79 @@ def test_sample_scorm_course_cites_its_video_captions_with_time(pilot: CoursePil
     )
     course = pilot.catalogue()["safe-lifting"]
     assert course.minutes == 60 and "manual handling" in course.skills
+
+
+LIFTING_VTT = """WEBVTT - Lifting a box
+
+00:00:52.000 --> 00:00:57.500
+<v Amara>Now my feet. I stand right up against the box, feet about hip-width apart,
+
+00:00:57.500 --> 00:01:02.000
+<v Amara>one foot slightly forward, so I am stable before anything moves.</v>
+
+00:01:02.000 --> 00:01:04.000
+<v Luis><i>Laughs</i>
+
+00:01:04.000 --> 00:01:09.000
+<v.question Luis>So how far apart do my feet go?
+<v Amara>About hip-width, with one foot a little ahead.
+"""
+
+# Labels and sound cues written as plain text, the way many caption tools export them.
+LABELLED_SRT = """1
+00:00:01,000 --> 00:00:04,000
+[upbeat music]
+
+2
+00:00:04,000 --> 00:00:08,000
+AMARA: Keep the load close to your waist for the whole lift.
+
+3
+00:00:08,000 --> 00:00:12,000
+- Luis: What about twisting?
+- Amara: Never twist. Turn your feet instead. (laughs)
+
+4
+00:00:12,000 --> 00:00:17,000
+[Amara] Take a note: the warm-up starts at 10:30 sharp.
+
+5
+00:00:17,000 --> 00:00:21,000
+>> NARRATOR: Note: gloves are kept by the bench. ♪
+"""
+
+
+def _caption_course(tmp_path: Path, files: dict[str, str]) -> tuple[Settings, list[str]]:
+    """Ingest one course of caption files; the settings and every indexed chunk text."""
+    course = tmp_path / "library" / "lifting"
+    course.mkdir(parents=True)
+    (course / "course.yaml").write_text("id: lifting\ntitle: Lifting Safely\n")
+    for name, text in files.items():
+        (course / name).write_text(text, encoding="utf-8")
+    settings = make_settings(tmp_path, library={"dir": str(course.parent)})
+    report = IngestPipeline(settings).run(course.parent)
+    assert report.ok and report.documents["failed"] == 0, report.files
+    ledger = LibraryIndex(settings).ledger
+    return settings, [c.text for c in ledger.get_chunks(ledger.all_chunk_ids()).values()]
+
+
+def test_voice_span_speakers_are_not_quoted_as_answers(tmp_path: Path) -> None:
+    settings, texts = _caption_course(tmp_path, {"lifting-a-box.vtt": LIFTING_VTT})
+    indexed = "\n".join(texts)
+    assert "Amara" not in indexed and "Luis" not in indexed and "Laughs" not in indexed, indexed
+    assert "Now my feet. I stand right up against the box, feet about hip-width apart," in indexed
+    answer = CoursePilot(settings).ask("How far apart should my feet be when I lift a box?")
+    assert not answer.refused, answer.text
+    assert "hip-width" in answer.text and "Amara" not in answer.text and "Luis" not in answer.text, answer.text
+
+
+def test_plain_speaker_labels_and_sound_cues_leave_the_indexed_text(tmp_path: Path) -> None:
+    settings, texts = _caption_course(tmp_path, {"lifting-basics.srt": LABELLED_SRT})
+    indexed = " ".join(" ".join(texts).split())
+    assert indexed == (
+        "Keep the load close to your waist for the whole lift. What about twisting? Never twist. Turn your feet "
+        "instead. Take a note: the warm-up starts at 10:30 sharp. Note: gloves are kept by the bench."
+    )
+    answer = CoursePilot(settings).ask("Where do I keep the load when I lift it?")
+    assert not answer.refused, answer.text
+    assert "Keep the load close to your waist" in answer.text and "AMARA" not in answer.text, answer.text

@@ -63,14 +63,21 @@ class LibraryIndex:
     def sections_path(self) -> Path:
         return self.dir / "sections.json"
 
-    def reopen_vectors(self) -> None:
+    def reopen_vectors(self, count: bool = True) -> None:
         """Open the vector reader again (chunks and heading trails), to search what another process wrote since."""
-        self.store.reopen()
+        self.store.reopen(count)
         if self._section_store is not None:
             # Both collections live in one Chroma folder: the heading store takes the chunk store's new client,
             # since its old one still reads the index as it was (Chroma said "Error finding id").
             self._section_store.client = self.store.client
             self._section_store._collection = None
+
+    def settle_vectors(self) -> None:
+        """Writers, after an ingest: every process loads the same HNSW graphs of both collections, including one
+        built before they were written after every write (VectorStore.settle)."""
+        changed = [store.settle() for store in (self.store, self.section_store) if store.exists()]
+        if any(changed):  # settling opened new systems: both collections are read through one again
+            self.reopen_vectors(count=False)
 
     @property
     def section_store(self) -> VectorStore:

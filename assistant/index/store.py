@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 _WRITE_BATCH = 2000
 # Collections of extra representations are named "<chunk collection>-<suffix>"; they are not other settings.
 EXTRA_COLLECTION_SUFFIXES = ("-sections",)
+# Chroma writes a collection's HNSW graph to disk only once `sync_threshold` records (default 1,000) were written
+# since the last time. Records after that wait in its log, and every process that opens the collection inserts them
+# into the graph again, in parallel, so each load built another graph and approximate search returned other
+# candidates: 20 of 61 openstax questions got another dense top 100 in another process (the sample library, 398
+# chunks and never written to disk, 20 of 60). Written after every write, the graph is the one the writer built,
+# in every process that loads it (a write of 1 record costs ~85 ms more at 100k vectors, ~4 ms at 20k: the file).
+SYNC_THRESHOLD = 1
+_HNSW = {"space": "cosine", "ef_search": 64, "sync_threshold": SYNC_THRESHOLD}
 
 
 class VectorStore:
@@ -62,6 +70,7 @@ class VectorStore:
                 f"`coursepilot ingest --full {settings.library.dir}` to rebuild it from the course files.",
             ) from exc
         self._collection: Any = None
+        self._settled = False  # this collection's graph is written after every write (see settle)
         self.reopens = 0  # how often the reader was opened again (a question seeing it move retrieves again)
 
     def _embedded_client(self) -> Any:
@@ -72,7 +81,7 @@ class VectorStore:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False))
 
-    def reopen(self) -> None:
+    def reopen(self, count: bool = True) -> None:
         """Embedded mode: open a new client, so that what another process wrote since is searched, or a folder
         replaced under this process (restored from a backup, say) is read as it is now.
 
@@ -82,13 +91,19 @@ class VectorStore:
         so the new client loads the index as it is now. Searches still running on the old client finish on it.
         A Chroma server needs none of this: it serves what was written.
         """
-        self.reopens += 1
+        self.reopens += count  # not counted when a writer reopens after changing the collection itself
         if self.mode == "embedded":
-            from chromadb.api.shared_system_client import SharedSystemClient
-
-            SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
-            self.client = self._embedded_client()
+            self._new_system()
             log.info("reopened the embedded Chroma store to read what was written since")
+        self._collection = None
+        self._settled = False
+
+    def _new_system(self) -> None:
+        """Embedded mode: a client on a new Chroma system, which loads every collection as it is on disk now."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
+        self.client = self._embedded_client()
         self._collection = None
 
     def visible(self, vector: np.ndarray, ids: Sequence[str]) -> set[str]:
@@ -108,11 +123,44 @@ class VectorStore:
     def collection(self) -> Any:
         if self._collection is None:
             self._collection = self.client.get_or_create_collection(
-                self.collection_name,
-                configuration={"hnsw": {"space": "cosine", "ef_search": 64}},
-                embedding_function=None,
+                self.collection_name, configuration={"hnsw": dict(_HNSW)}, embedding_function=None
             )
         return self._collection
+
+    def settle(self) -> bool:
+        """Writers: make sure every process loads the same HNSW graph of this collection; True if it had to change.
+
+        A collection made before SYNC_THRESHOLD was set (or by another client) is switched to it, and one of its
+        records is written again as it is stored, so that the records still waiting in Chroma's log go into the
+        graph file now rather than being inserted anew, differently, by each reader. Chroma's embedded system keeps
+        the graph's writer with the threshold it was opened with, so that write goes through a new system. A
+        Chroma server takes the new threshold when it next loads the collection. Runs once per store, before its
+        first write; an ingest that wrote nothing calls it at the end (LibraryIndex.settle_vectors).
+        """
+        if self._settled:
+            return False
+        hnsw = (self.collection.configuration_json or {}).get("hnsw")
+        changed = hnsw is not None and hnsw.get("sync_threshold") != SYNC_THRESHOLD
+        if changed:
+            import warnings
+
+            with warnings.catch_warnings():  # Chroma's note on collections made without an embedding function
+                warnings.filterwarnings("ignore", "legacy embedding function config", DeprecationWarning)
+                self.collection.modify(configuration={"hnsw": {"sync_threshold": SYNC_THRESHOLD}})
+            if self.mode == "embedded":
+                self._new_system()
+            collection = self.collection
+            got = collection.get(limit=1, include=["embeddings", "metadatas"])
+            if got["ids"]:
+                metadata = (got["metadatas"] or [None])[0]
+                collection.upsert(
+                    ids=got["ids"],
+                    embeddings=np.asarray(got["embeddings"], dtype=np.float32),
+                    metadatas=[metadata] if metadata else None,
+                )
+            log.info("collection %s: its HNSW graph is now written after every write", self.collection_name)
+        self._settled = True
+        return changed
 
     def exists(self) -> bool:
         """Whether the collection for the current settings has been created."""
@@ -134,6 +182,7 @@ class VectorStore:
         No documents: the ledger holds the text. Chroma keeps documents in a full-text index, and leaving them
         out made writes 3.7x faster (20k chunks: 1,581/s against 427/s).
         """
+        self.settle()
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start : start + _WRITE_BATCH]
             self.collection.upsert(
@@ -144,6 +193,7 @@ class VectorStore:
 
     def upsert_vectors(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Write bare vectors by id (extra representations such as section headings carry no filter metadata)."""
+        self.settle()
         for start in range(0, len(ids), _WRITE_BATCH):
             self.collection.upsert(
                 ids=list(ids[start : start + _WRITE_BATCH]),
@@ -151,6 +201,9 @@ class VectorStore:
             )
 
     def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        self.settle()
         for start in range(0, len(ids), _WRITE_BATCH):
             self.collection.delete(ids=list(ids[start : start + _WRITE_BATCH]))
 
@@ -183,7 +236,7 @@ class VectorStore:
         course_ids: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
     ) -> list[tuple[str, float]]:
-        """Nearest chunks as (chunk id, cosine similarity), best first."""
+        """Nearest chunks as (chunk id, cosine similarity), best first; equal scores in id order."""
         clauses: list[dict[str, Any]] = []
         if course_ids:
             clauses.append({"course_id": {"$in": list(course_ids)}})
@@ -200,13 +253,16 @@ class VectorStore:
         )
         ids = result["ids"][0]
         distances = result["distances"][0]
-        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        hits = [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        # Identical texts have identical vectors: their order must not depend on how the graph was walked.
+        return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
     def drop(self) -> None:
         """Delete the whole collection (used by --full rebuilds)."""
         if self.exists():
             self.client.delete_collection(self.collection_name)
         self._collection = None
+        self._settled = False
 
 
 def _metadata(chunk: Chunk) -> dict[str, str | int]:

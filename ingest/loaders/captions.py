@@ -3,10 +3,15 @@
 - WebVTT follows the W3C WebVTT syntax: a ``WEBVTT`` header (its text after the signature, if any, is the
   title candidate), then blocks separated by blank lines. ``NOTE``, ``STYLE`` and ``REGION`` blocks are skipped;
   a cue is an optional identifier line, a timing line ``[hh:]mm:ss.ttt --> [hh:]mm:ss.ttt [settings]`` and its
-  payload. Voice spans ``<v Speaker>`` / ``<v.loud Speaker>`` keep the speaker as ``Speaker: ...``; other tags
-  (``<c>``, ``<i>``, ``<b>``, ``<u>``, ``<ruby>``, ``<lang>``, inline timestamps) are dropped, entities decoded.
+  payload. A voice span ``<v Speaker>`` / ``<v.loud Speaker>`` (its end tag may be left out) gives the cue's
+  speaker; other tags (``<c>``, ``<i>``, ``<b>``, ``<u>``, ``<ruby>``, ``<lang>``, inline timestamps) are dropped,
+  entities decoded.
 - SubRip: blocks of a counter line, ``hh:mm:ss,ttt --> hh:mm:ss,ttt`` and text lines; ``<i>``/``<b>``/``<font>``
-  tags are dropped, and a leading ``NAME:`` speaker label is kept as written.
+  tags are dropped.
+- Speakers are not words anybody said: the voice span's name and a label opening a line (``Amara:``,
+  ``AMARA:``, ``[Amara]``, after a ``-`` or ``>>`` turn marker) become the cue's speaker and leave the text, and
+  so do sound cues (``[music]``, ``(laughs)``, ``♪``, a cue that only says ``Laughs``). A line like ``Note: ...``
+  or ``Step 2: ...`` keeps its words (see ``spoken``), as do ``10:30`` and a colon inside a sentence.
 - Cues are merged into passages that end at a sentence boundary (once ~``target_chars`` are collected, or when
   the speaker changes after a full sentence); a passage never exceeds ``max_chars`` (then it is cut at a cue).
   Each passage is one Section whose ``start`` is its first cue's start time, in seconds.
@@ -32,6 +37,40 @@ _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*)>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][^>]*>|<\d[\d:.]*>")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Sound cues of captions for the deaf and hard of hearing, in brackets, parentheses or alone ('(laughs nervously)',
+# '[upbeat music]', WebVTT's own example `<v Neil deGrasse Tyson><i>Laughs</i>`): every word is one of these.
+_SOUNDS = _word_set(
+    "laugh laughs laughing laughter chuckle chuckles chuckling giggle giggles music applause applauding clapping "
+    "claps cheering cheers sigh sighs sighing cough coughs coughing sneezes inaudible indistinct unintelligible "
+    "crosstalk silence pause pauses beep beeps ringing rings phone door closes opens slams knocking knocks "
+    "footsteps noise gasps groans whispers whispering murmuring mumbles mumbling yawns screams shouting crying "
+    "humming hums singing whistling thud bang crash typing chirping wind rain thunder engine traffic bell alarm "
+    "buzzer siren horn barking softly quietly loudly nervously playing plays continues fades in out up down upbeat "
+    "gentle soft dramatic tense background ambient instrumental theme intro outro lively light distant audience "
+    "crowd both everyone and"
+)
+# Words that open a line of content with a colon ('Note: lift with your legs', 'Key point: ...'): not speakers.
+_NOT_SPEAKERS = _word_set(
+    "note notes nb ps tip tips hint warning caution danger important remember reminder example examples answer "
+    "question step rule key definition summary recap result results goal goals objective outcome agenda action "
+    "topic lesson module chapter section part unit source update why how what when where who which yes no so and "
+    "but then first second third next finally last today now here there this that these those it fact myth true "
+    "false correct wrong problem solution option case scenario exercise activity task quiz review safety also "
+    "look listen well okay ok"
+)
+_NAME = r"[A-Z][A-Za-z'’.\-]*(?:\s+[A-Z][A-Za-z'’.\-]*){0,2}(?:\s+\d{1,2})?"
+_LABEL = re.compile(rf"^({_NAME})\s*:(?:\s+|$)")
+_BRACKET_LABEL = re.compile(rf"^\[({_NAME})\]\s*")
+_TURN = re.compile(r"^(?:[-–—]\s+|>>\s*)")  # '- ' opens a new speaker's line; '-5 degrees' keeps its sign
+_BRACKETS = re.compile(r"\[[^\[\]]{0,80}\]")
+_PARENS = re.compile(r"\(([^()]{1,60})\)")
+_MUSIC = re.compile(r"[♪♫]+")
 FIX_CAPTIONS = "export the captions again as WebVTT (.vtt) or SubRip (.srt) from the video tool, then re-add them."
 
 
@@ -59,21 +98,55 @@ def _clean(payload: str) -> str:
     return clean_inline(html.unescape(_TAG.sub("", payload)))
 
 
-def _vtt_payload(lines: list[str], speaker: str | None) -> list[tuple[str | None, str]]:
-    """(speaker, text) runs of one cue; a voice span sets the speaker until the next one."""
+def _is_sound(text: str) -> bool:
+    words = re.findall(r"[a-z]+", text.lower())
+    return 0 < len(words) <= 6 and all(w in _SOUNDS for w in words)
+
+
+def _is_speaker(name: str) -> bool:
+    return not _is_sound(name) and not any(w.lower().strip(".") in _NOT_SPEAKERS for w in name.split())
+
+
+def spoken(line: str) -> tuple[str | None, str]:
+    """(speaker label or None, the words said) of one caption line, markup already taken off."""
+    text = _TURN.sub("", line.strip(), count=1)
+    speaker = None
+    match = _BRACKET_LABEL.match(text)
+    if match and _is_speaker(match.group(1)):
+        speaker, text = match.group(1), text[match.end() :]
+    text = _MUSIC.sub(" ", _BRACKETS.sub(" ", text))
+    text = clean_inline(_PARENS.sub(lambda m: " " if _is_sound(m.group(1)) else m.group(0), text))
+    text = _TURN.sub("", text, count=1)  # '[music] - Luis: ...'
+    match = _LABEL.match(text)
+    if match and _is_speaker(match.group(1)):
+        speaker, text = speaker or match.group(1), text[match.end() :]
+    return speaker, ("" if _is_sound(text) else text.strip())
+
+
+def _runs(lines: list[str], voices: bool) -> list[tuple[str | None, str]]:
+    """(speaker, text) runs of one cue's lines: a voice span or a label sets the speaker until the next one."""
     runs: list[tuple[str | None, str]] = []
-    text = " ".join(lines)
-    pos = 0
-    current = speaker
-    for match in _VOICE.finditer(text):
-        before = _clean(text[pos : match.start()])
-        if before:
-            runs.append((current, before))
-        current = clean_inline(html.unescape(match.group(1))) or None
-        pos = match.end()
-    rest = _clean(text[pos:])
-    if rest:
-        runs.append((current, rest))
+    current: str | None = None
+
+    def add(raw: str) -> None:
+        nonlocal current
+        label, text = spoken(_clean(raw))
+        if label is not None and label != current:
+            current = label
+        if not text:
+            return
+        if runs and runs[-1][0] == current:
+            runs[-1] = (current, f"{runs[-1][1]} {text}")
+        else:
+            runs.append((current, text))
+
+    for line in lines:
+        pos = 0
+        for match in _VOICE.finditer(line) if voices else ():
+            add(line[pos : match.start()])
+            current = clean_inline(html.unescape(match.group(1))) or None
+            pos = match.end()
+        add(line[pos:])
     return runs
 
 
@@ -110,7 +183,7 @@ def parse_vtt(text: str, where: str = "captions") -> tuple[str | None, list[Cue]
         timing = _timing(block[index])
         if timing is None:
             continue
-        for speaker, run in _vtt_payload(block[index + 1 :], None):
+        for speaker, run in _runs(block[index + 1 :], voices=True):
             cues.append(Cue(start=timing[0], end=timing[1], text=run, speaker=speaker))
     return (header or None), cues
 
@@ -118,6 +191,7 @@ def parse_vtt(text: str, where: str = "captions") -> tuple[str | None, list[Cue]
 def parse_srt(text: str, where: str = "captions") -> list[Cue]:
     """Cues of a SubRip file."""
     cues: list[Cue] = []
+    timed = False  # a file of sound cues only is still SubRip
     for block in _blocks(text.lstrip("\ufeff")):
         index = next((i for i, line in enumerate(block[:2]) if "-->" in line), None)
         if index is None:
@@ -125,10 +199,10 @@ def parse_srt(text: str, where: str = "captions") -> list[Cue]:
         timing = _timing(block[index])
         if timing is None:
             continue
-        body = _clean(" ".join(block[index + 1 :]))
-        if body:
-            cues.append(Cue(start=timing[0], end=timing[1], text=body))
-    if not cues and text.strip():
+        for speaker, run in _runs(block[index + 1 :], voices=False):
+            cues.append(Cue(start=timing[0], end=timing[1], text=run, speaker=speaker))
+        timed = True
+    if not timed and text.strip():
         raise LoaderError(where, "corrupt", "has no SubRip cues ('00:00:01,000 --> 00:00:04,000').", FIX_CAPTIONS)
     return cues
 
@@ -136,7 +210,7 @@ def parse_srt(text: str, where: str = "captions") -> list[Cue]:
 def merge_cues(
     cues: list[Cue], target_chars: int = 500, max_chars: int = 1200, max_seconds: float = 90.0
 ) -> list[tuple[float, str]]:
-    """(start seconds, passage text) pairs; passages end at sentence boundaries; speaker turns start a line.
+    """(start seconds, passage text) pairs; passages end at sentence boundaries; a new speaker starts a line.
 
     A passage also ends (at a sentence boundary) once it spans `max_seconds`, so a citation's timestamp is
     never far from the words it cites; a cue that would push it past `max_chars` always starts a new one.
@@ -163,11 +237,7 @@ def merge_cues(
             emit()
         if not parts:
             start = cue.start
-        if turn or (not parts and cue.speaker):
-            piece = f"{cue.speaker}: {cue.text}"
-            piece = ("\n" + piece) if parts else piece
-        else:
-            piece = (" " + cue.text) if parts else cue.text
+        piece = (("\n" if turn else " ") + cue.text) if parts else cue.text
         if cue.speaker is not None:
             speaker = cue.speaker
         parts.append(piece)
