@@ -340,3 +340,35 @@ def test_with_a_store_only_sentences_without_a_vector_are_embedded(embedder: Emb
     sentences = [t for _, t, _ in chunk_sentences(passages[0].chunk)]
     got = vectors.match([(passages[0].chunk, s, s) for s in sentences], query)
     assert got[0] is not None and got[0].stored and got[1] is None and counting.embedded == []
+
+
+def test_a_lead_in_is_read_in_its_own_passage() -> None:
+    """A part of a multi-part question can take its sentence from another section of the module (a lead-in,
+    "The key attributes of a virtual corporation are:"; openstax test m67666-concept-check-01 with its course left
+    out). Its list was looked for among the chosen section's sentences only, and StopIteration escaped."""
+    from assistant.answering.extractive import _complete_lead_in
+    from assistant.answering.units import Unit
+
+    first, second = evidence(
+        [
+            ("What a corporation is", "A corporation is a legal entity separate from its owners."),
+            (
+                "Virtual corporations",
+                "Its key attributes are:\n- Technology links partners.\n- Trust replaces offices.",
+            ),
+        ]
+    )
+    units = [
+        Unit(text, item, item_evidence, 0, position, ("c", "m.md", item_evidence.chunk.location.section))
+        for item_evidence in (first, second)
+        for position, text, item in chunk_sentences(item_evidence.chunk)
+    ]
+    definition, lead_in = units[0], units[1]
+    place = [definition]  # the chosen section's sentences: the lead-in is not among them
+    assert [u.text for u in _complete_lead_in([definition, lead_in], units)] == [
+        "A corporation is a legal entity separate from its owners.",
+        "Its key attributes are:",
+        "Technology links partners.",
+        "Trust replaces offices.",
+    ]
+    assert _complete_lead_in([definition, lead_in], place) == [definition, lead_in]  # nothing to read: no crash

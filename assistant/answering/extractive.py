@@ -210,7 +210,9 @@ def _cover_parts(chosen: list[Unit], place: list[Unit], parts: list[set[str]], m
 def _list_block(units: list[Unit], anchor: Unit) -> list[Unit]:
     """The run of list items around `anchor` in its passage, plus the sentence that introduces it."""
     same = sorted((u for u in units if u.evidence is anchor.evidence), key=lambda u: u.position)
-    index = next(i for i, u in enumerate(same) if u is anchor)
+    index = next((i for i, u in enumerate(same) if u is anchor), None)
+    if index is None:  # not among `units`: nothing around it to read
+        return [anchor]
     if not anchor.is_item:  # a lead-in ("Write down:") followed by the steps
         index += 1
         if index >= len(same) or not same[index].is_item:
@@ -298,9 +300,10 @@ def choose_sentences(
         follower = next((u for u in place if u.evidence is best.evidence and u.position == best.position + 1), None)
         if follower is not None and follower.score >= 0.6 * best.score:
             chosen.append(follower)
-    same_place = [u for u in units if u.group == best.group]
     return _short_items(
-        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), same_place), same_place)
+        # A sentence added for a part of the question can come from another section of the module: each is read
+        # in its own passage (all of the candidates).
+        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), units), units)
     )
 
 
