@@ -283,14 +283,18 @@ class CoursePilot:
                 if _emit_tokens:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
-                text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
+                text, citations = answerer.extractive(
+                    standalone, evidence, query_idf, read_next, topic, result.vector_for(standalone)
+                )
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
                     yield StreamEvent(type="token", text=text)
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(standalone, evidence, query_idf, read_next, topic)
+        text, citations = answerer.extractive(
+            standalone, evidence, query_idf, read_next, topic, result.vector_for(standalone)
+        )
         stop()
         if not citations:
             refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")
