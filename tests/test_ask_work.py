@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -64,6 +65,36 @@ def test_the_retrieval_vector_is_offered_for_its_own_text_only(uncached: Setting
     assert np.array_equal(vector, get_embedder(uncached.embedding).embed_query(QUESTION))
     assert result.vector_for("Why do people give feedback?") is None
     assert "query_vector" not in result.model_dump()
+
+
+def test_document_batches_reuse_their_threads(uncached: Settings, runs: list[tuple[str, threading.Thread]]) -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2:
+        pytest.skip("one core: documents are embedded on the calling thread")
+    embedder = get_embedder(uncached.embedding)
+    texts = [f"Feedback sentence number {i} for the batch." for i in range(6)]
+    batches = [np.asarray(embedder.embed_documents(texts)) for _ in range(3)]
+    # Each text in its own run, on the caller and cores - 1 helpers kept between calls (a new pool per call
+    # started its threads again for every question's sentences).
+    assert sorted(text for text, _ in runs) == sorted(texts * 3)
+    assert len({id(thread) for _, thread in runs}) <= cores
+    assert all(np.array_equal(batch, batches[0]) for batch in batches)
+    alone = np.vstack([embedder.embed_query(t) for t in texts])
+    assert np.array_equal(batches[0], alone)
+
+
+def test_an_error_on_a_helper_thread_reaches_the_caller(uncached: Settings) -> None:
+    embedder = get_embedder(uncached.embedding)
+    assert isinstance(embedder, LocalEmbedder)
+
+    def fails_on_three(item: int) -> int:
+        if item == 3:
+            raise ValueError("item 3")
+        return item * 2
+
+    with pytest.raises(ValueError, match="item 3"):
+        embedder._map(fails_on_three, list(range(8)), 2)
+    assert embedder._map(lambda item: item * 2, list(range(8)), 2) == [i * 2 for i in range(8)]
 
 
 class _CountedList(list[str]):
