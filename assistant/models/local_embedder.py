@@ -423,7 +423,7 @@ class LocalEmbedder(BaseEmbedder):
         taking the next item until none is left (onnxruntime releases the GIL while it runs, so they use every
         core). A helper that has not started by the time the caller ran out of items is cancelled, not waited
         for. A question's 8 candidate sentences took 13.4-13.8 ms (median) this way, longest first, against
-        15.2-15.5 ms in a new pool per call (2 cores, load average 1.8, three runs of 98 batches each)."""
+        14.9-15.5 ms in a new pool per call (2 cores, load average 1.8, three runs of 98 batches each)."""
         if threads <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
         from concurrent.futures import wait
