@@ -291,7 +291,7 @@ class CoursePilot:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
                 text, citations = answerer.extractive(
-                    searched, result.evidence, query_idf, read_next, topic, subsections
+                    searched, result.evidence, query_idf, read_next, topic, subsections, result.vector_for(searched)
                 )
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
@@ -299,7 +299,9 @@ class CoursePilot:
                 yield self._final(answer, total, timings)
                 return
         stop = timed(timings, "extract")
-        text, citations = answerer.extractive(searched, evidence, query_idf, read_next, topic, subsections)
+        text, citations = answerer.extractive(
+            searched, evidence, query_idf, read_next, topic, subsections, result.vector_for(searched)
+        )
         stop()
         if not citations:
             refusal = self._refusal(question, standalone, result, timings, "no sentence on topic")

@@ -177,3 +177,17 @@ def test_bench_command_quick_run_reports_every_field(tmp_path: Path) -> None:
     assert "| target |" in render_markdown(report)
     again = BenchReport.model_validate(json.loads(report.model_dump_json()))
     assert again == report
+
+    # The kept library can be timed again without rebuilding it (`python -m evals.bench.retime`).
+    retime = ["-m", "evals.bench.retime", "--work-dir", str(tmp_path / "bench"), "--library", "synthetic-300"]
+    rerun = subprocess.run(
+        [sys.executable, *retime, "--queries", "4"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    retimed = json.loads(rerun.stdout)
+    assert retimed["queries"] == 4 and 0 < retimed["p50_ms"] <= retimed["p95_ms"] and retimed["load_avg_before"]

@@ -21,6 +21,7 @@ from assistant.models.chat import ModelCallError, complete, stream_with_retries
 from assistant.models.embeddings import get_embedder
 
 if TYPE_CHECKING:
+    import numpy as np
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import BaseMessage
 
@@ -110,10 +111,11 @@ class Answerer:
         read_next: Location | None,
         topic: str | None = None,
         outline: Sequence[Evidence] = (),
+        query_vector: np.ndarray | None = None,
     ) -> tuple[str, list[Citation]]:
-        text, citations = extract_answer(
-            question, evidence, query_idf, self.sentence_vectors, topic=topic, outline=outline
-        )
+        """The quoted answer; `query_vector`: the question's embedding when retrieval already made it."""
+        vectors = self.sentence_vectors.for_query(question, query_vector)
+        text, citations = extract_answer(question, evidence, query_idf, vectors, topic=topic, outline=outline)
         if read_next is not None:
             text += f"\n\nRead next: {read_next.label()}"
         return text, citations

@@ -257,7 +257,7 @@ def choose_sentences(
     # Words, passage and kind pick the sentences matched by meaning (stored vectors, or a few embedded).
     ranked = _promote_parts(sorted(units, key=lambda u: -u.score), parts, vectors.candidates)
     if vectors.candidates > 0 or vectors.store is not None:
-        query = np.asarray(vectors.embedder.embed_query(question), dtype=np.float32)
+        query = vectors.query(question)
         if topic and topic.strip() and topic.strip() not in question:
             blended = (1 - TOPIC_WEIGHT) * query + TOPIC_WEIGHT * np.asarray(vectors.embedder.embed_query(topic))
             query = (blended / max(float(np.linalg.norm(blended)), 1e-9)).astype(np.float32)

@@ -11,6 +11,7 @@ answerer holds each to its own off-topic floors.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,6 +117,23 @@ class SentenceVectors:
         self.stored_candidates = stored_candidates
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._known_query: tuple[str, np.ndarray] | None = None
+
+    def for_query(self, text: str, vector: np.ndarray | None) -> SentenceVectors:
+        """These vectors (the same cache, store and embedder) knowing `text`'s embedding already: retrieval
+        embedded the question, so matching its sentences need not embed it again (`query`)."""
+        if vector is None:
+            return self
+        view = copy.copy(self)  # shares the cache and its lock
+        view._known_query = (text, np.asarray(vector, dtype=np.float32))
+        return view
+
+    def query(self, text: str) -> np.ndarray:
+        """The embedding of the question `text`: the one given to `for_query`, else embedded."""
+        known = self._known_query
+        if known is not None and known[0] == text:
+            return known[1]
+        return np.asarray(self.embedder.embed_query(text), dtype=np.float32)
 
     def get(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of `texts` (one batch for those not cached yet)."""

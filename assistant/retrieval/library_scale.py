@@ -138,7 +138,7 @@ def library_shape(sections: SectionIndex) -> str:
     """What decides how the scale is measured, and whether it is trusted: the number of courses, and for one
     course whether it has MIN_MODULES_ONE_COURSE modules. A change of shape (a second course added to a
     one-course library) is a new measurement however few sections it adds."""
-    courses = len(set(sections.course_of))
+    courses = sections.courses
     return f"{courses} courses" if courses > 1 else f"1 course, {min(sections.modules, MIN_MODULES_ONE_COURSE)} modules"
 
 

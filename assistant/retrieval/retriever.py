@@ -90,6 +90,17 @@ class RetrievalResult(BaseModel):
     searched: str | None = Field(
         default=None, description="The question as searched, when it differs: its acronyms spelled out."
     )
+    query: str = Field(default="", description="The text this retrieval embedded (the query vector's text).")
+    query_vector: list[float] | None = Field(
+        default=None, exclude=True, repr=False, description="The query's embedding, as dense search used it."
+    )
+
+    def vector_for(self, text: str) -> np.ndarray | None:
+        """The query vector when `text` is the text this retrieval embedded, else None: the answerer matches its
+        sentences against it instead of embedding the same question a second time."""
+        if self.query_vector is None or text != self.query:
+            return None
+        return np.asarray(self.query_vector, dtype=np.float32)
 
 
 @dataclass
@@ -213,6 +224,8 @@ class Retriever:
             timings_ms=timings,
             answer_probability=answer_probability,
             supported=supported,
+            query=query,
+            query_vector=np.asarray(lists.vector, dtype=np.float32).tolist(),
         )
         # Top BM25 hits beyond the dense candidates: normal now and then, but also what a stale vector reader shows.
         dense_ids = set(lists.dense.ids)
