@@ -25,7 +25,7 @@ from assistant.models.chat import ModelCallError, complete, get_chat_model
 from assistant.planning.learners import LearnerStore
 from assistant.planning.playlist import parse_budget, plan
 from assistant.retrieval.finder import rank_courses
-from assistant.retrieval.outline import outline
+from assistant.retrieval.outline import continuations, outline
 from assistant.retrieval.retriever import RetrievalResult, Retriever
 
 log = logging.getLogger(__name__)
@@ -237,9 +237,11 @@ class CoursePilot:
         topic = topic_question(history) if is_follow_up(question) else None
         # The subsections a short introduction announces: the model reads them too, the quote may list them.
         subsections = outline(self.index, evidence)
+        # The rest of a list that a passage's end cut (a page break): the model reads it, the quote goes on.
+        continued = continuations(self.index, evidence, len(evidence) + len(subsections) + 1)
         answerer = self.answerer
         if answerer.chat_model is not None:
-            evidence = [*evidence, *subsections]
+            evidence = [*evidence, *subsections, *continued]
         base: dict[str, Any] = {
             "question": question,
             "standalone_question": standalone,
@@ -291,7 +293,14 @@ class CoursePilot:
                     yield StreamEvent(type="reset")
                     yield StreamEvent(type="notice", text=notice)
                 text, citations = answerer.extractive(
-                    searched, result.evidence, query_idf, read_next, topic, subsections, result.vector_for(searched)
+                    searched,
+                    result.evidence,
+                    query_idf,
+                    read_next,
+                    topic,
+                    subsections,
+                    result.vector_for(searched),
+                    continued,
                 )
                 answer = Answer(text=text, citations=citations, fallback_reason=notice, **base)
                 if _emit_tokens:
@@ -300,7 +309,7 @@ class CoursePilot:
                 return
         stop = timed(timings, "extract")
         text, citations = answerer.extractive(
-            searched, evidence, query_idf, read_next, topic, subsections, result.vector_for(searched)
+            searched, evidence, query_idf, read_next, topic, subsections, result.vector_for(searched), continued
         )
         stop()
         if not citations:

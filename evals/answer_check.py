@@ -84,7 +84,7 @@ def check_answers(
 ) -> list[QuestionOutcome]:
     """Retrieve and answer every question extractively (as CoursePilot.ask does without a model)."""
     from assistant.pilot import CoursePilot
-    from assistant.retrieval.outline import outline
+    from assistant.retrieval.outline import continuations, outline
 
     assert isinstance(pilot, CoursePilot)
     pilot.index.ensure_ready()
@@ -100,8 +100,15 @@ def check_answers(
             searched = result.searched or q.q
             idf = pilot.index.lexical().idf(tokenize(searched))
             start = time.perf_counter()
+            subsections = outline(pilot.index, result.evidence)
+            first_key = len(result.evidence) + len(subsections) + 1
             text, citations = pilot.answerer.extractive(
-                searched, result.evidence, idf, None, outline=outline(pilot.index, result.evidence)
+                searched,
+                result.evidence,
+                idf,
+                None,
+                outline=subsections,
+                continued=continuations(pilot.index, result.evidence, first_key),
             )
             outcome.extract_ms = (time.perf_counter() - start) * 1000
             outcome.citations = len(citations)

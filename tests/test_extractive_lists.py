@@ -162,6 +162,17 @@ def test_a_configured_model_reads_the_subsections_too(library: Settings, fake_op
     assert cited[-3:] == ["Level 1: internal listening", "Level 2: focused listening", "Level 3: global listening"]
 
 
+def test_a_list_cut_by_a_page_break_goes_on_in_the_next_passage(pilot: CoursePilot) -> None:
+    """The sample library's PDF lists the special categories of personal data over two pages: the answer stopped
+    at page 1's last item ("religious or philosophical beliefs") and left out health and biometric data."""
+    answer = pilot.ask("What counts as special category data under GDPR?")
+    quoted = lines(answer.text)
+    assert "- religious or philosophical beliefs" in quoted and "- trade union membership" in quoted, quoted
+    assert any(line.startswith("- data concerning health") for line in quoted), quoted
+    pages = [c.location.page for c in answer.citations]
+    assert pages == [1, 2], pages  # each item cites the page it is on
+
+
 def test_a_long_list_quotes_the_first_sentence_of_each_item(library: Settings) -> None:
     answer = CoursePilot(library).ask("What characteristics should money have to be a suitable means of exchange?")
     quoted = lines(answer.text)

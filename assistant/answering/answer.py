@@ -112,10 +112,14 @@ class Answerer:
         topic: str | None = None,
         outline: Sequence[Evidence] = (),
         query_vector: np.ndarray | None = None,
+        continued: Sequence[Evidence] = (),
     ) -> tuple[str, list[Citation]]:
-        """The quoted answer; `query_vector`: the question's embedding when retrieval already made it."""
+        """The quoted answer; `query_vector`: the question's embedding when retrieval already made it; `outline` and
+        `continued`: the passages around the evidence (retrieval.outline)."""
         vectors = self.sentence_vectors.for_query(question, query_vector)
-        text, citations = extract_answer(question, evidence, query_idf, vectors, topic=topic, outline=outline)
+        text, citations = extract_answer(
+            question, evidence, query_idf, vectors, topic=topic, outline=outline, continued=continued
+        )
         if read_next is not None:
             text += f"\n\nRead next: {read_next.label()}"
         return text, citations

@@ -23,7 +23,7 @@ exactly as for the model's answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -207,8 +207,10 @@ def _cover_parts(chosen: list[Unit], place: list[Unit], parts: list[set[str]], m
     return picked[:max_sentences]
 
 
-def _list_block(units: list[Unit], anchor: Unit) -> list[Unit]:
-    """The run of list items around `anchor` in its passage, plus the sentence that introduces it."""
+def _list_block(units: list[Unit], anchor: Unit, tails: Mapping[str, list[Unit]] | None = None) -> list[Unit]:
+    """The run of list items around `anchor` in its passage, plus the sentence that introduces it; a run that
+    reaches the passage's end goes on with the items that open the next passage of its section (`tails`, by
+    chunk id: a page break or the chunk size cut the list)."""
     same = sorted((u for u in units if u.evidence is anchor.evidence), key=lambda u: u.position)
     index = next((i for i, u in enumerate(same) if u is anchor), None)
     if index is None:  # not among `units`: nothing around it to read
@@ -222,7 +224,10 @@ def _list_block(units: list[Unit], anchor: Unit) -> list[Unit]:
         start -= 1
     while end + 1 < len(same) and same[end + 1].is_item and same[end + 1].position == same[end].position + 1:
         end += 1
-    block = same[start : end + 1][:MAX_STEPS]
+    block = same[start : end + 1]
+    if end == len(same) - 1 and tails:
+        block.extend(tails.get(anchor.evidence.chunk.id, []))
+    block = block[:MAX_STEPS]
     lead = same[start - 1] if start > 0 and same[start - 1].position == same[start].position - 1 else None
     if lead is not None and not lead.is_item and lead.text.endswith(":"):
         block.insert(0, lead)
@@ -237,6 +242,7 @@ def choose_sentences(
     max_sentences: int = MAX_SENTENCES,
     topic: str | None = None,
     outline: Sequence[Evidence] = (),
+    continued: Sequence[Evidence] = (),
 ) -> list[Unit]:
     """The on-topic sentences that answer the question, in source order (empty: nothing on topic).
 
@@ -244,10 +250,13 @@ def choose_sentences(
     theirs (TOPIC_WEIGHT), so "what about if they get defensive?" is matched as a question about feedback.
     outline: the subsections under evidence[0] when it is a short introduction (retrieval.outline); quoted when
     the chosen sentence is that introduction's and announces them (outline_answer.py).
+    continued: the next passage of an evidence passage's section when that one ends in a list (retrieval.outline):
+    a list quoted to the passage's end goes on with the items that open it.
     """
     units = _candidates(evidence, question)
     if not units:
         return []
+    tails = _tails(evidence, continued)
     kind = question_kind(question)
     # A part is named by its words the passages use ("explain", "name" are the question's wording, not a part).
     used = set().union(*(u.terms for u in units))
@@ -289,7 +298,7 @@ def choose_sentences(
     # Steps stay together: a procedure's best list, or any list two of the chosen sentences come from.
     listed = [u for u in chosen if u.is_item or u.text.endswith(":")]
     if listed and (kind == "procedure" or sum(u.is_item for u in chosen) >= 2):
-        block = _list_block([u for u in units if u.group == best.group], listed[0])
+        block = _list_block([u for u in units if u.group == best.group], listed[0], tails)
         if sum(u.is_item for u in block) > 1:
             return _short_items(sorted(block, key=lambda u: u.order))
     # A part no sentence of the place answers may be answered next door: the same module, on topic.
@@ -303,7 +312,7 @@ def choose_sentences(
     return _short_items(
         # A sentence added for a part of the question can come from another section of the module: each is read
         # in its own passage (all of the candidates).
-        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), units), units)
+        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), units), units, tails)
     )
 
 
@@ -329,13 +338,42 @@ def _short_items(chosen: list[Unit]) -> list[Unit]:
     return out
 
 
-def _complete_lead_in(chosen: list[Unit], units: list[Unit]) -> list[Unit]:
+def _tails(evidence: Sequence[Evidence], continued: Sequence[Evidence]) -> dict[str, list[Unit]]:
+    """By evidence chunk id: the list items that open the next passage of its section (the list goes on there)."""
+    out: dict[str, list[Unit]] = {}
+    for item in evidence:
+        loc = item.chunk.location
+        after = next(
+            (
+                c
+                for c in (*evidence, *continued)
+                if c.chunk.location.module == loc.module
+                and c.chunk.location.section == loc.section
+                and c.chunk.ordinal == item.chunk.ordinal + 1
+            ),
+            None,
+        )
+        if after is None:
+            continue
+        group = (loc.course_id, loc.module, loc.section)
+        items = []
+        for position, text, is_item in chunk_sentences(after.chunk):
+            if not is_item:
+                break
+            items.append(Unit(text, True, after, 0, position, group))
+        out[item.chunk.id] = items
+    return out
+
+
+def _complete_lead_in(
+    chosen: list[Unit], units: list[Unit], tails: Mapping[str, list[Unit]] | None = None
+) -> list[Unit]:
     """A chosen sentence that announces a list ("The SMART checklist is the test: ...") is quoted with its list:
     ending on the colon promises an answer the quote does not give. The answer then ends with that list."""
     for n, unit in enumerate(chosen):
         if unit.is_item or not unit.text.endswith(":"):
             continue
-        block = _list_block(units, unit)
+        block = _list_block(units, unit, tails)
         if sum(u.is_item for u in block) >= 2:
             return [*chosen[:n], *block]
         return chosen
@@ -344,7 +382,7 @@ def _complete_lead_in(chosen: list[Unit], units: list[Unit]) -> list[Unit]:
     last = chosen[-1] if chosen else None
     lead = next((u for u in units if last and u.evidence is last.evidence and u.position == last.position + 1), None)
     if last is not None and not last.is_item and lead is not None and not lead.is_item and lead.text.endswith(":"):
-        block = _list_block(units, lead)
+        block = _list_block(units, lead, tails)
         if len(lead.text.split()) <= _SHORT_LEAD_IN and sum(u.is_item for u in block) >= 2:
             return [*chosen, *block]
     return chosen
@@ -358,9 +396,10 @@ def extract_answer(
     max_sentences: int = MAX_SENTENCES,
     topic: str | None = None,
     outline: Sequence[Evidence] = (),
+    continued: Sequence[Evidence] = (),
 ) -> tuple[str, list[Citation]]:
     """Quote the chosen sentences verbatim, each with its citation; ("", []) when nothing is on topic."""
-    chosen = choose_sentences(question, evidence, query_idf, vectors, max_sentences, topic, outline)
+    chosen = choose_sentences(question, evidence, query_idf, vectors, max_sentences, topic, outline, continued)
     if not chosen:
         return "", []
     as_list = len(chosen) > 1 and any(u.is_item for u in chosen)

@@ -206,6 +206,13 @@ class SectionIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def next_in_section(self, chunk_id: str) -> str | None:
+        """The chunk after `chunk_id` in its section, if any."""
+        row, position = self.chunk_row.get(chunk_id), self.chunk_position.get(chunk_id)
+        if row is None or position is None:
+            return None
+        return next((cid for p, cid in self.section_chunks.get(row, []) if p == position + 1), None)
+
     def subsection_leads(self, chunk_id: str) -> list[str]:
         """The first chunk of each subsection one level below the section `chunk_id` sits in (any order)."""
         row = self.chunk_row.get(chunk_id)

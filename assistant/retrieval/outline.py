@@ -1,4 +1,5 @@
-"""The outline under a passage: the subsections a short section introduction announces.
+"""The structure around the evidence: the subsections a short section introduction announces, and the passage
+where a list cut at a passage's end goes on.
 
 "The Co-Active coaching approach describes three levels of listening" is the best passage for "What are the three
 levels of listening?", but the levels are its subsections ("Level 1: internal listening", ...), each a passage
@@ -8,14 +9,41 @@ passage of each subsection is handed to the answerer too, in reading order, so i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+from assistant.core.text import LIST_BULLETS
 from assistant.core.types import Evidence
 from assistant.index.library import LibraryIndex
 
+# The evidence passages the extractive answerer quotes from (extractive._PASSAGES).
+PASSAGES = 6
+# A list item's line: a bullet glyph or a number.
+_ITEM = re.compile(rf"^\s*(?:[{LIST_BULLETS}]|\d{{1,2}}[.)])\s+")
 # A passage this short (words) that heads subsections introduces them; a longer one is content of its own.
 SHORT_INTRO_WORDS = 60
 MAX_SUBSECTIONS = 8
+
+
+def continuations(index: LibraryIndex, evidence: Sequence[Evidence], first_key: int) -> list[Evidence]:
+    """The next passage of its section for each of the first PASSAGES evidence passages that ends in a list item
+    (a page break or the chunk size cut the list; the answerer may quote the rest), keyed from S<first_key>."""
+    sections = None
+    ids: list[str] = []
+    for item in evidence[:PASSAGES]:
+        lines = [line for line in item.chunk.text.splitlines() if line.strip()]
+        if not lines or not _ITEM.match(lines[-1]):
+            continue
+        sections = sections or index.sections()
+        after = sections.next_in_section(item.chunk.id)
+        if after is not None and after not in ids:
+            ids.append(after)
+    if not ids:
+        return []
+    have = {e.chunk.id for e in evidence}
+    chunks = index.ledger.get_chunks([cid for cid in ids if cid not in have])
+    found = [chunks[cid] for cid in ids if cid in chunks]
+    return [Evidence(key=f"S{n}", chunk=chunk, score=0.0) for n, chunk in enumerate(found, start=first_key)]
 
 
 def outline(index: LibraryIndex, evidence: Sequence[Evidence]) -> list[Evidence]:
@@ -32,4 +60,4 @@ def outline(index: LibraryIndex, evidence: Sequence[Evidence]) -> list[Evidence]
     return [Evidence(key=f"S{n}", chunk=chunk, score=0.0) for n, chunk in enumerate(chunks, start=len(evidence) + 1)]
 
 
-__all__ = ["MAX_SUBSECTIONS", "SHORT_INTRO_WORDS", "outline"]
+__all__ = ["MAX_SUBSECTIONS", "PASSAGES", "SHORT_INTRO_WORDS", "continuations", "outline"]
