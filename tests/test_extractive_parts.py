@@ -346,7 +346,7 @@ def test_a_lead_in_is_read_in_its_own_passage() -> None:
     """A part of a multi-part question can take its sentence from another section of the module (a lead-in,
     "The key attributes of a virtual corporation are:"; openstax test m67666-concept-check-01 with its course left
     out). Its list was looked for among the chosen section's sentences only, and StopIteration escaped."""
-    from assistant.answering.extractive import _complete_lead_in
+    from assistant.answering.lists import complete_lead_in
     from assistant.answering.units import Unit
 
     first, second = evidence(
@@ -365,10 +365,10 @@ def test_a_lead_in_is_read_in_its_own_passage() -> None:
     ]
     definition, lead_in = units[0], units[1]
     place = [definition]  # the chosen section's sentences: the lead-in is not among them
-    assert [u.text for u in _complete_lead_in([definition, lead_in], units)] == [
+    assert [u.text for u in complete_lead_in([definition, lead_in], units)] == [
         "A corporation is a legal entity separate from its owners.",
         "Its key attributes are:",
         "Technology links partners.",
         "Trust replaces offices.",
     ]
-    assert _complete_lead_in([definition, lead_in], place) == [definition, lead_in]  # nothing to read: no crash
+    assert complete_lead_in([definition, lead_in], place) == [definition, lead_in]  # nothing to read: no crash

@@ -23,21 +23,20 @@ exactly as for the model's answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 
 import numpy as np
 
 from assistant.answering.citations import number_citations
+from assistant.answering.lists import complete_lead_in, list_block, list_tails, short_items
 from assistant.answering.outline_answer import outline_units
 from assistant.answering.questions import QuestionKind, question_kind, question_parts
 from assistant.answering.sentence_vectors import SentenceMatch, SentenceStore, SentenceVectors
 from assistant.answering.units import Unit, chunk_sentences, clean_unit, passage_units
-from assistant.core.text import chat_filler_terms, split_sentences, tokenize
+from assistant.core.text import chat_filler_terms, tokenize
 from assistant.core.types import Citation, Evidence
 
 MAX_SENTENCES = 5
-MAX_STEPS = 8
 # Passages the answer may quote from (all of the evidence, by default), and how close to the best passage's
 # dense score they must be.
 _PASSAGES = 6
@@ -96,10 +95,6 @@ _ROADMAP = re.compile(
     re.IGNORECASE,
 )
 _ABOUT_THE_COURSE = re.compile(rf"\b(?:this|the|that|which) {_COURSE_PART}\b|\b(?:will|do|can) (?:i|we) learn\b", re.I)
-# Words of a lead-in that continues the sentence before it ("They are:", "These include:").
-_SHORT_LEAD_IN = 4
-# An answer longer than this that holds a list quotes each item's first sentence.
-_LONG_ANSWER_WORDS = 120
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
 
 
@@ -207,33 +202,6 @@ def _cover_parts(chosen: list[Unit], place: list[Unit], parts: list[set[str]], m
     return picked[:max_sentences]
 
 
-def _list_block(units: list[Unit], anchor: Unit, tails: Mapping[str, list[Unit]] | None = None) -> list[Unit]:
-    """The run of list items around `anchor` in its passage, plus the sentence that introduces it; a run that
-    reaches the passage's end goes on with the items that open the next passage of its section (`tails`, by
-    chunk id: a page break or the chunk size cut the list)."""
-    same = sorted((u for u in units if u.evidence is anchor.evidence), key=lambda u: u.position)
-    index = next((i for i, u in enumerate(same) if u is anchor), None)
-    if index is None:  # not among `units`: nothing around it to read
-        return [anchor]
-    if not anchor.is_item:  # a lead-in ("Write down:") followed by the steps
-        index += 1
-        if index >= len(same) or not same[index].is_item:
-            return [anchor]
-    start = end = index
-    while start > 0 and same[start - 1].is_item and same[start - 1].position == same[start].position - 1:
-        start -= 1
-    while end + 1 < len(same) and same[end + 1].is_item and same[end + 1].position == same[end].position + 1:
-        end += 1
-    block = same[start : end + 1]
-    if end == len(same) - 1 and tails:
-        block.extend(tails.get(anchor.evidence.chunk.id, []))
-    block = block[:MAX_STEPS]
-    lead = same[start - 1] if start > 0 and same[start - 1].position == same[start].position - 1 else None
-    if lead is not None and not lead.is_item and lead.text.endswith(":"):
-        block.insert(0, lead)
-    return block
-
-
 def choose_sentences(
     question: str,
     evidence: Sequence[Evidence],
@@ -256,7 +224,7 @@ def choose_sentences(
     units = _candidates(evidence, question)
     if not units:
         return []
-    tails = _tails(evidence, continued)
+    tails = list_tails(evidence, continued)
     kind = question_kind(question)
     # A part is named by its words the passages use ("explain", "name" are the question's wording, not a part).
     used = set().union(*(u.terms for u in units))
@@ -298,9 +266,9 @@ def choose_sentences(
     # Steps stay together: a procedure's best list, or any list two of the chosen sentences come from.
     listed = [u for u in chosen if u.is_item or u.text.endswith(":")]
     if listed and (kind == "procedure" or sum(u.is_item for u in chosen) >= 2):
-        block = _list_block([u for u in units if u.group == best.group], listed[0], tails)
+        block = list_block([u for u in units if u.group == best.group], listed[0], tails)
         if sum(u.is_item for u in block) > 1:
-            return _short_items(sorted(block, key=lambda u: u.order))
+            return short_items(sorted(block, key=lambda u: u.order))
     # A part no sentence of the place answers may be answered next door: the same module, on topic.
     nearby = place + [u for u in sorted(on_topic, key=lambda u: -u.score) if u.group[:2] == best.group[:2]]
     chosen = _cover_parts(chosen, nearby, parts, max_sentences)
@@ -309,10 +277,10 @@ def choose_sentences(
         follower = next((u for u in place if u.evidence is best.evidence and u.position == best.position + 1), None)
         if follower is not None and follower.score >= 0.6 * best.score:
             chosen.append(follower)
-    return _short_items(
+    return short_items(
         # A sentence added for a part of the question can come from another section of the module: each is read
         # in its own passage (all of the candidates).
-        _complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), units), units, tails)
+        complete_lead_in(_with_antecedent(sorted(chosen, key=lambda u: u.order), units), units, tails)
     )
 
 
@@ -324,68 +292,6 @@ def _with_antecedent(chosen: list[Unit], units: list[Unit]) -> list[Unit]:
         return chosen
     before = next((u for u in units if u.evidence is first.evidence and u.position == first.position - 1), None)
     return [before, *chosen] if before is not None and not before.is_item else chosen
-
-
-def _short_items(chosen: list[Unit]) -> list[Unit]:
-    """A long answer with a list quotes each item's first sentence only ("Scarcity: Money should be scarce
-    enough to have some value..."): the list's shape is the answer, and the reader follows the citation for more."""
-    if sum(len(u.text.split()) for u in chosen) <= _LONG_ANSWER_WORDS:
-        return chosen
-    out = []
-    for unit in chosen:
-        first = split_sentences(unit.text)[0] if unit.is_item else unit.text
-        out.append(replace(unit, text=first) if first != unit.text and len(first.split()) >= 3 else unit)
-    return out
-
-
-def _tails(evidence: Sequence[Evidence], continued: Sequence[Evidence]) -> dict[str, list[Unit]]:
-    """By evidence chunk id: the list items that open the next passage of its section (the list goes on there)."""
-    out: dict[str, list[Unit]] = {}
-    for item in evidence:
-        loc = item.chunk.location
-        after = next(
-            (
-                c
-                for c in (*evidence, *continued)
-                if c.chunk.location.module == loc.module
-                and c.chunk.location.section == loc.section
-                and c.chunk.ordinal == item.chunk.ordinal + 1
-            ),
-            None,
-        )
-        if after is None:
-            continue
-        group = (loc.course_id, loc.module, loc.section)
-        items = []
-        for position, text, is_item in chunk_sentences(after.chunk):
-            if not is_item:
-                break
-            items.append(Unit(text, True, after, 0, position, group))
-        out[item.chunk.id] = items
-    return out
-
-
-def _complete_lead_in(
-    chosen: list[Unit], units: list[Unit], tails: Mapping[str, list[Unit]] | None = None
-) -> list[Unit]:
-    """A chosen sentence that announces a list ("The SMART checklist is the test: ...") is quoted with its list:
-    ending on the colon promises an answer the quote does not give. The answer then ends with that list."""
-    for n, unit in enumerate(chosen):
-        if unit.is_item or not unit.text.endswith(":"):
-            continue
-        block = _list_block(units, unit, tails)
-        if sum(u.is_item for u in block) >= 2:
-            return [*chosen[:n], *block]
-        return chosen
-    # The answer's last sentence followed by a short lead-in and its list ("...only under stricter conditions.
-    # They are: - racial or ethnic origin ..."): the list is what the sentence is about.
-    last = chosen[-1] if chosen else None
-    lead = next((u for u in units if last and u.evidence is last.evidence and u.position == last.position + 1), None)
-    if last is not None and not last.is_item and lead is not None and not lead.is_item and lead.text.endswith(":"):
-        block = _list_block(units, lead, tails)
-        if len(lead.text.split()) <= _SHORT_LEAD_IN and sum(u.is_item for u in block) >= 2:
-            return [*chosen, *block]
-    return chosen
 
 
 def extract_answer(
