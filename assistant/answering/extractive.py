@@ -35,11 +35,12 @@ from assistant.answering.sentence_vectors import SentenceMatch, SentenceStore, S
 from assistant.answering.units import Unit, chunk_sentences, clean_unit, passage_units
 from assistant.core.text import chat_filler_terms, tokenize
 from assistant.core.types import Citation, Evidence
+from assistant.retrieval.outline import PASSAGES
 
 MAX_SENTENCES = 5
 # Passages the answer may quote from (all of the evidence, by default), and how close to the best passage's
 # dense score they must be.
-_PASSAGES = 6
+_PASSAGES = PASSAGES
 _PASSAGE_RATIO = 0.85
 # Weights of the sentence score: meaning-match of the sentence, of its passage, lexical overlap, kind cue.
 _W_SENTENCE = 0.55

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from assistant.core.text import LIST_BULLETS, split_sentences, tokenize
+from assistant.core.text import LIST_BULLETS, LIST_ITEM, split_sentences, tokenize
 from assistant.core.types import Chunk, Evidence
 
 _MAX_WORDS = 80
@@ -20,7 +20,6 @@ _SLIDE_BULLET_WORDS = 25
 # sentence splitter cut off ("Mr."): either way it is read with the sentence after it.
 _LABEL = re.compile(r"[A-Z][a-z]+[.:]")
 _LABEL_PREFIX = re.compile(rf"^(speaker notes:\s*|[{LIST_BULLETS}]\s+|\d+[.)]\s+)+", re.IGNORECASE)
-_ITEM = re.compile(rf"^([{LIST_BULLETS}]|\d+[.)])\s+")
 _LONE_BULLET = re.compile(rf"[{LIST_BULLETS}]")
 _ENDS_LIKE_SENTENCE = re.compile(r"[.!?:)\"'”*]$")
 # A colon the layout broke the line after, mid-sentence: "removes the two things that go wrong:\nvagueness and ...".
@@ -55,7 +54,7 @@ class Unit:
 def clean_unit(unit: str) -> tuple[str, bool]:
     """Strip list markers and the 'Speaker notes:' label; report whether it was a list item."""
     cleaned = _LABEL_PREFIX.sub("", unit).strip()
-    return cleaned, bool(_ITEM.match(unit))
+    return cleaned, bool(LIST_ITEM.match(unit))
 
 
 def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
@@ -79,7 +78,7 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
             blocks.append((line[len("speaker notes:") :].strip(), False))
             continue
         # A short line on a slide is a bullet; a paragraph on a slide is read as sentences.
-        item = bool(_ITEM.match(line)) or (slides and not notes and len(line.split()) <= _SLIDE_BULLET_WORDS)
+        item = bool(LIST_ITEM.match(line)) or (slides and not notes and len(line.split()) <= _SLIDE_BULLET_WORDS)
         previous = blocks[-1] if blocks else ("", False)
         wrapped = not _ENDS_LIKE_SENTENCE.search(previous[0]) or bool(_WRAPPED_COLON.search(f"{previous[0]}\n{line}"))
         # After a list item, a line that starts a sentence is the paragraph after the list, not the item's rest.

@@ -234,6 +234,8 @@ def count_tokens(text: str) -> int:
 # Glyphs that begin a list item: ASCII and typographic bullets, and what symbol fonts of PDF and Word files
 # extract as (private-use U+F0B7 and kin, or a DEL): a regex character class body.
 LIST_BULLETS = "\\-*\u2022\u25aa\u2023\u25e6\u25cf\u25cb\u25a0\u25a1\u25c6\u27a2\u27a4\u2713\u2714\u2013\x7f\uf0b7\uf0a7\uf0d8\uf076\uf0fc"
+# A list item's line: a bullet glyph or a number ("1.", "2)"), then a space (the line stripped or not).
+LIST_ITEM = re.compile(rf"^\s*(?:[{LIST_BULLETS}]|\d+[.)])\s+")
 
 # A list marker on its own ("1.", "(b)", "iv.") is not a sentence: it belongs to the item that follows it. A
 # lead-in ending in a marker ("It has three parts: 1.") gives the marker to the next item too.

@@ -9,17 +9,14 @@ passage of each subsection is handed to the answerer too, in reading order, so i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from assistant.core.text import LIST_BULLETS
+from assistant.core.text import LIST_ITEM
 from assistant.core.types import Evidence
 from assistant.index.library import LibraryIndex
 
-# The evidence passages the extractive answerer quotes from (extractive._PASSAGES).
+# The evidence passages the extractive answerer quotes from (it reads this constant).
 PASSAGES = 6
-# A list item's line: a bullet glyph or a number.
-_ITEM = re.compile(rf"^\s*(?:[{LIST_BULLETS}]|\d{{1,2}}[.)])\s+")
 # A passage this short (words) that heads subsections introduces them; a longer one is content of its own.
 SHORT_INTRO_WORDS = 60
 MAX_SUBSECTIONS = 8
@@ -32,7 +29,7 @@ def continuations(index: LibraryIndex, evidence: Sequence[Evidence], first_key: 
     ids: list[str] = []
     for item in evidence[:PASSAGES]:
         lines = [line for line in item.chunk.text.splitlines() if line.strip()]
-        if not lines or not _ITEM.match(lines[-1]):
+        if not lines or not LIST_ITEM.match(lines[-1]):
             continue
         sections = sections or index.sections()
         after = sections.next_in_section(item.chunk.id)

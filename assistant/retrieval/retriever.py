@@ -164,10 +164,10 @@ class Retriever:
         return result
 
     def spell_out_acronyms(self, query: str) -> str:
-        """A question that asks what something is, with each acronym followed by its long form, as the passages on
-        the question's topic spell it out: the best BM25 hits of the whole question that use the acronym, agreeing on one long form (an acronym
-        means one thing in a library, but a course on cancer and one on couples therapy both use "RAS").
-        Unchanged when they spell none out."""
+        """A question that asks what something is, with each acronym followed by its long form as the passages on
+        the question's topic spell it out: the best BM25 hits of the whole question that use the acronym, agreeing
+        on one long form (a course on cancer and one on couples therapy both use "RAS"). Unchanged when they spell
+        none out."""
         wanted = self.settings.spell_out_acronyms and asks_what_it_is(query)
         acronyms = question_acronyms(query)[:_ACRONYMS] if wanted else []
         if not acronyms:
