@@ -372,3 +372,23 @@ def test_a_lead_in_is_read_in_its_own_passage() -> None:
         "Trust replaces offices.",
     ]
     assert complete_lead_in([definition, lead_in], place) == [definition, lead_in]  # nothing to read: no crash
+
+
+def test_questions_announced_as_what_a_chapter_answers_are_not_quoted(embedder: EmbeddingModel) -> None:
+    # openstax train: "What is economics, and how can you benefit from ...?" was answered with the chapter's
+    # learning-outcome questions, which share its words and answer nothing.
+    passage = (
+        "After reading this chapter, you should be able to answer these questions:\n"
+        "- What is economics, and why does it matter to a business?\n"
+        "- How do economic systems differ?\n"
+        "Economics is the study of how a society uses scarce resources to produce and distribute goods and services."
+        " Understanding it helps a manager read demand, prices and competition."
+    )
+    question = "What is economics, and how can I benefit from understanding it?"
+    text, _ = extract_answer(question, evidence([("Economics", passage)]), idf(question), SentenceVectors(embedder))
+    assert "scarce resources" in text and "answer these questions" not in text and "?" not in text
+    # Asked which questions to ask, the same kind of list is the answer: a coaching stage's questions stay.
+    stage = "Ask these questions in the reality stage:\n- What is happening now?\n- What have you already tried?"
+    question = "What questions should I ask in the reality stage?"
+    text, _ = extract_answer(question, evidence([("Reality", stage)]), idf(question), SentenceVectors(embedder))
+    assert "What have you already tried?" in text

@@ -22,6 +22,7 @@ exactly as for the model's answers.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -97,6 +98,25 @@ _ROADMAP = re.compile(
 )
 _ABOUT_THE_COURSE = re.compile(rf"\b(?:this|the|that|which) {_COURSE_PART}\b|\b(?:will|do|can) (?:i|we) learn\b", re.I)
 _EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.)[^;]*|\[[^\]]*\]", re.IGNORECASE)
+# A question that asks which questions to ask ("What should I ask in the reality stage?"): a passage's list of
+# questions is then the answer, not a list of what a chapter will answer.
+_ASKS_FOR_QUESTIONS = re.compile(r"\b(?:ask|asks|asking|asked|questions?)\b", re.IGNORECASE)
+_QUESTIONS_LEAD = re.compile(r"\bquestions?\b", re.IGNORECASE)
+
+
+def _question_runs(sentences: Sequence[tuple[int, str, bool]]) -> set[int]:
+    """Positions of a list of questions that a lead-in announces as questions to answer ("After reading this
+    chapter, you should be able to answer these questions: How do...? What are...?"), the lead-in included.
+    It says what the chapter will answer, not the answer. Questions without such a lead-in are kept: a stage's
+    questions ("Goal: what do you want?") or a table's "Question it answers" can be what was asked."""
+    out: set[int] = set()
+    for k, (position, text, _) in enumerate(sentences):
+        if not (text.endswith(":") and _QUESTIONS_LEAD.search(text)):
+            continue
+        run = list(itertools.takewhile(lambda s: s[1].endswith("?"), sentences[k + 1 :]))
+        if run:
+            out.update([position, *(p for p, _, _ in run)])
+    return out
 
 
 def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
@@ -105,6 +125,7 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
     # "This module walks through preparing the data..." says what a module covers, not what the learner asked,
     # unless they asked what it covers.
     roadmaps = not _ABOUT_THE_COURSE.search(question)
+    question_lists = not _ASKS_FOR_QUESTIONS.search(question)
     head = list(evidence[:_PASSAGES])
     top_dense = max((e.dense_score or 0.0) for e in head)
     units: list[Unit] = []
@@ -114,8 +135,10 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
             continue
         loc = item.chunk.location
         group = (loc.course_id, loc.module, loc.section)
-        for position, text, is_item in chunk_sentences(item.chunk):
-            if not (roadmaps and _ROADMAP.search(text)):
+        sentences = chunk_sentences(item.chunk)
+        asking = _question_runs(sentences) if question_lists else set()
+        for position, text, is_item in sentences:
+            if position not in asking and not (roadmaps and _ROADMAP.search(text)):
                 units.append(Unit(text, is_item, item, rank, position, group))
     return units
 
