@@ -34,7 +34,7 @@ import pytest
 import socketio
 from conftest import free_port, make_settings, running_chat_server
 
-from assistant.apps.ui import render
+from assistant.apps.ui import render, replies
 from assistant.apps.ui.launch import ui_process
 from assistant.core.errors import ConfigError
 from assistant.core.settings import DatabaseSettings, Settings, UISettings
@@ -674,7 +674,7 @@ def test_read_only_learner_database_in_the_ui(sample_settings: Settings, tmp_pat
                 for e, d in result["events"]
                 if e == "new_message" and isinstance(d, dict) and d.get("type") == "assistant_message"
             ]
-            assert sum(render.NOT_SAVED in t for t in texts) == 1, texts  # said once, not on every answer
+            assert sum(replies.NOT_SAVED in t for t in texts) == 1, texts  # said once, not on every answer
             assert any("SBI" in t for t in texts)
             deadline = time.monotonic() + 60
             while len(receiver.statements) < 4 and time.monotonic() < deadline:

@@ -23,7 +23,7 @@ from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
 
 from assistant.apps.chat import ChatRouter
-from assistant.apps.ui import render, routes
+from assistant.apps.ui import learning_paths, render, replies, routes, safe_markdown
 from assistant.apps.ui.datalayer import CoursePilotDataLayer, inline_url
 from assistant.apps.ui.guards import LoginThrottle, MessageGate
 from assistant.apps.ui.launch import UserEntry, authenticate, demo_allowed, parse_users, settings_from_env
@@ -136,7 +136,7 @@ class Conversation:
         self.history.append(ChatTurn(role="user", content=user))
         if assistant:
             self.history.append(ChatTurn(role="assistant", content=assistant))
-        del self.history[: -render.HISTORY_TURNS]
+        del self.history[: -replies.HISTORY_TURNS]
 
 
 def conversation() -> Conversation:
@@ -164,13 +164,13 @@ async def guarded(what: str, work: Callable[[], Awaitable[None]]) -> None:
         await work()
     except StoreError as exc:
         log.error("%s: %s", what, exc)
-        await say(render.NOT_SAVED)
+        await say(replies.NOT_SAVED)
     except CoursePilotError as exc:
         log.info("%s: %s", what, exc)
-        await say(render.render_error(exc))
+        await say(replies.render_error(exc))
     except Exception as exc:
         log.exception("%s failed", what)
-        await say(render.render_error(exc))
+        await say(replies.render_error(exc))
 
 
 # -- elements and actions ---------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def to_element(spec: render.SourceSpec) -> Any:
     return cl.Text(name=spec.name, url=inline_url(spec.content), display="side")
 
 
-def to_actions(specs: list[render.ActionSpec]) -> list[cl.Action]:
+def to_actions(specs: list[learning_paths.ActionSpec]) -> list[cl.Action]:
     return [cl.Action(name=s.name, payload=s.payload, label=s.label, tooltip=s.tooltip, icon=s.icon) for s in specs]
 
 
@@ -255,7 +255,7 @@ async def on_chat_start() -> None:
 async def on_chat_resume(thread: ThreadDict) -> None:
     async def work() -> None:
         steps = list(thread.get("steps") or [])
-        conv = Conversation(history=render.history_turns(steps))
+        conv = Conversation(history=replies.history_turns(steps))
         cl.user_session.set("cp", conv)
         done = await asyncio.to_thread(store().completed, learner_id())
         for step in steps:
@@ -263,7 +263,7 @@ async def on_chat_resume(thread: ThreadDict) -> None:
             cp = meta.get("cp") if isinstance(meta, dict) else None
             if step.get("type") != "assistant_message" or not isinstance(cp, dict) or cp.get("kind") != "playlist":
                 continue
-            playlist = render.apply_progress(Playlist.model_validate(cp["playlist"]), done)
+            playlist = learning_paths.apply_progress(Playlist.model_validate(cp["playlist"]), done)
             saved_id = cp.get("saved_id")
             message = cl.Message(
                 content=step.get("output") or "",
@@ -272,12 +272,12 @@ async def on_chat_resume(thread: ThreadDict) -> None:
                 created_at=step.get("createdAt"),
                 metadata=meta,
             )
-            fresh = render.render_playlist(playlist, saved=bool(saved_id))
+            fresh = learning_paths.render_playlist(playlist, saved=bool(saved_id))
             if fresh != message.content:  # progress made elsewhere since: show it in this thread too
                 message.content = step["output"] = fresh
                 message.metadata = step["metadata"] = path_metadata(playlist, saved_id, fresh)
                 await message.update()
-            message.actions = to_actions(render.playlist_actions(playlist, saved=bool(saved_id)))
+            message.actions = to_actions(learning_paths.playlist_actions(playlist, saved=bool(saved_id)))
             for action in message.actions:
                 await action.send(for_id=message.id)
             conv.paths[message.id] = OpenPath(message, playlist, saved_id)
@@ -293,12 +293,12 @@ async def on_message(message: cl.Message) -> None:
 
     async def work() -> None:
         if not text:
-            await say(render.EMPTY_MESSAGE)
+            await say(replies.EMPTY_MESSAGE)
             return
         learner = learner_id()
         verdict = gate().check(learner, message.id, text)  # the data layer asked the same: not stored
         if verdict is not None:
-            await say(render.refused_message(verdict.reason, verdict.length, verdict.limit))
+            await say(replies.refused_message(verdict.reason, verdict.length, verdict.limit))
             return
         await ready()
         if text.lower().startswith("/report"):
@@ -316,7 +316,7 @@ async def on_message(message: cl.Message) -> None:
             reply = await show_playlist(routed, learner, conv)
         else:
             view = await asyncio.to_thread(router().progress_view, learner)
-            reply = render.render_progress(view)
+            reply = learning_paths.render_progress(view)
             await cl.Message(content=reply, metadata={"cp": {"kind": "progress"}}).send()
         conv.remember(text, reply)
 
@@ -346,7 +346,7 @@ async def send_insights_report(learner: str) -> None:
         "",
         "Top content gaps:",
         *[
-            f"{c.rank}. **{render.escape_md(c.label)}** · {c.count} question(s) · e.g. “{render.escape_md(c.examples[0])}”"
+            f"{c.rank}. **{safe_markdown.escape_md(c.label)}** · {c.count} question(s) · e.g. “{safe_markdown.escape_md(c.examples[0])}”"
             for c in gaps
             if c.examples
         ],
@@ -367,7 +367,7 @@ def report_folder() -> Path:
 async def answer_question(question: str, history: list[ChatTurn], learner: str) -> str | None:
     """Stream the answer token by token, then replace it with the final cited text and its sources."""
     msg = cl.Message(content="")
-    stream = render.SafeStream(msg)
+    stream = safe_markdown.SafeStream(msg)
     answer: Answer | None = None
     # 'reset' takes back what was streamed (a dropped model stream is retried, or the model failed); 'notice'
     # heads the message (why the answer is quoted). Either makes the next token replace the whole content.
@@ -388,7 +388,7 @@ async def answer_question(question: str, history: list[ChatTurn], learner: str) 
     except Exception as exc:
         if not isinstance(exc, CoursePilotError):
             log.exception("answering %r failed", question[:80])
-        msg.content = render.render_error(exc)
+        msg.content = replies.render_error(exc)
         await msg.send()
         return None
     msg.content = rendered.markdown
@@ -401,7 +401,7 @@ async def answer_question(question: str, history: list[ChatTurn], learner: str) 
         log.error("the question log is not being written: %s", exc)
         if not conversation().told_not_saved:
             conversation().told_not_saved = True
-            await say(render.NOT_SAVED)
+            await say(replies.NOT_SAVED)
     except Exception:
         log.exception("could not log the answer")
     try:  # independent of the question log: the LRS gets the statement either way
@@ -413,8 +413,8 @@ async def answer_question(question: str, history: list[ChatTurn], learner: str) 
 
 async def show_playlist(goal: str, learner: str, conv: Conversation) -> str:
     playlist = await asyncio.to_thread(pilot().playlist, goal, learner_id=learner)
-    msg = cl.Message(content=render.render_playlist(playlist))
-    msg.actions = to_actions(render.playlist_actions(playlist))
+    msg = cl.Message(content=learning_paths.render_playlist(playlist))
+    msg.actions = to_actions(learning_paths.playlist_actions(playlist))
     msg.metadata = path_metadata(playlist, None, msg.content)
     await msg.send()
     if msg.actions:
@@ -437,8 +437,8 @@ async def refresh_path(path: OpenPath) -> None:
     """Re-render the checklist in place, with buttons for what is left."""
     msg = path.message
     await msg.remove_actions()
-    msg.content = render.render_playlist(path.playlist, saved=path.saved_id is not None)
-    msg.actions = to_actions(render.playlist_actions(path.playlist, saved=path.saved_id is not None))
+    msg.content = learning_paths.render_playlist(path.playlist, saved=path.saved_id is not None)
+    msg.actions = to_actions(learning_paths.playlist_actions(path.playlist, saved=path.saved_id is not None))
     msg.metadata = path_metadata(path.playlist, path.saved_id, msg.content)
     await msg.update()
 
@@ -450,7 +450,7 @@ def open_path(action: cl.Action) -> OpenPath | None:
 _PATH_GONE = "That learning path isn't open any more. Ask for it again, or say “show my progress”."
 
 
-@cl.action_callback(render.STEP_DONE_ACTION)
+@cl.action_callback(learning_paths.STEP_DONE_ACTION)
 async def on_step_done(action: cl.Action) -> None:
     async def work() -> None:
         path = open_path(action)
@@ -460,13 +460,13 @@ async def on_step_done(action: cl.Action) -> None:
             return
         await asyncio.to_thread(store().set_progress, learner_id(), item_id, True)
         await asyncio.to_thread(xapi().completed, learner_id(), item_id)
-        render.mark_done(path.playlist, item_id)
+        learning_paths.mark_done(path.playlist, item_id)
         await refresh_path(path)
 
     await guarded("mark step done", work)
 
 
-@cl.action_callback(render.SAVE_PATH_ACTION)
+@cl.action_callback(learning_paths.SAVE_PATH_ACTION)
 async def on_save_path(action: cl.Action) -> None:
     async def work() -> None:
         path = open_path(action)
