@@ -39,7 +39,8 @@ from assistant.apps.ui.launch import ui_process
 from assistant.core.errors import ConfigError
 from assistant.core.settings import DatabaseSettings, Settings, UISettings
 from assistant.core.types import Answer, Citation, Location
-from assistant.planning.learners import LearnerStore, hash_password
+from assistant.planning.learners import LearnerStore
+from assistant.planning.passwords import hash_password
 
 RUN = secrets.token_hex(3)
 ALICE, BOB, CAROL, DAVE, ERIN = (f"{n}-{RUN}" for n in ("alice", "bob", "carol", "dave", "erin"))

@@ -19,7 +19,8 @@ from assistant.apps.ui import launch, learning_paths, render, replies
 from assistant.core.errors import ConfigError, CoursePilotError
 from assistant.core.types import Answer, Citation, CourseSuggestion, Location, Playlist, PlaylistItem
 from assistant.pilot import FindResult
-from assistant.planning.learners import LearnerStore, SavedPlaylist, hash_password
+from assistant.planning.learners import LearnerStore, SavedPlaylist
+from assistant.planning.passwords import hash_password
 
 SBI = Location(
     course_id="giving-feedback",
