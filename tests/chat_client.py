@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import socketio
 
-from assistant.apps.ui import render
+from assistant.apps.ui.replies import GENERIC_ERROR
 
 ANSWER_TIMEOUT = 90.0  # s per question
 
@@ -142,7 +142,7 @@ async def run_session(base: str, session: Session, token: str) -> None:
                 continue
             answered, final = replies[-1]
             text = str(final.get("output") or "")
-            if final.get("isError") or text == render.GENERIC_ERROR or text.startswith("Sorry, I couldn't do that"):
+            if final.get("isError") or text == GENERIC_ERROR or text.startswith("Sorry, I couldn't do that"):
                 session.errors.append(f"error reply to {question!r}: {text[:200]}")
                 continue
             session.latencies.append(answered - sent)

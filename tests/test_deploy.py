@@ -16,7 +16,7 @@ import pytest
 from chat_client import Session, login, run_session
 from conftest import ROOT, SAMPLE_LIBRARY, free_port, postgres_url
 
-from assistant.planning.learners import hash_password
+from assistant.planning.passwords import hash_password
 
 pytestmark = [pytest.mark.slow]
 

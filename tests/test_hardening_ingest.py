@@ -340,7 +340,7 @@ def _ask_in_a_new_thread(pilot: CoursePilot, question: str) -> Answer | BaseExce
 
 
 def test_a_deleted_then_restored_index_folder_is_explained_and_picked_up(tmp_path: Path, lib: Path) -> None:
-    from assistant.apps.ui.render import render_error
+    from assistant.apps.ui.replies import render_error
 
     settings = make_settings(tmp_path, library={"dir": str(lib)})
     ingest(settings, lib)

@@ -34,12 +34,13 @@ import pytest
 import socketio
 from conftest import free_port, make_settings, running_chat_server
 
-from assistant.apps.ui import render
+from assistant.apps.ui import render, replies
 from assistant.apps.ui.launch import ui_process
 from assistant.core.errors import ConfigError
 from assistant.core.settings import DatabaseSettings, Settings, UISettings
 from assistant.core.types import Answer, Citation, Location
-from assistant.planning.learners import LearnerStore, hash_password
+from assistant.planning.learners import LearnerStore
+from assistant.planning.passwords import hash_password
 
 RUN = secrets.token_hex(3)
 ALICE, BOB, CAROL, DAVE, ERIN = (f"{n}-{RUN}" for n in ("alice", "bob", "carol", "dave", "erin"))
@@ -674,7 +675,7 @@ def test_read_only_learner_database_in_the_ui(sample_settings: Settings, tmp_pat
                 for e, d in result["events"]
                 if e == "new_message" and isinstance(d, dict) and d.get("type") == "assistant_message"
             ]
-            assert sum(render.NOT_SAVED in t for t in texts) == 1, texts  # said once, not on every answer
+            assert sum(replies.NOT_SAVED in t for t in texts) == 1, texts  # said once, not on every answer
             assert any("SBI" in t for t in texts)
             deadline = time.monotonic() + 60
             while len(receiver.statements) < 4 and time.monotonic() < deadline:

@@ -11,7 +11,8 @@ from conftest import postgres_url
 
 from assistant.core.errors import ConfigError, NotFoundError
 from assistant.core.types import Answer, Citation, Location, Playlist, PlaylistItem
-from assistant.planning.learners import LearnerStore, hash_password, verify_password
+from assistant.planning.learners import LearnerStore
+from assistant.planning.passwords import hash_password, verify_password
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -39,7 +39,7 @@ from hosts import Host, Network, forwarder, namespaces_unavailable, network, sto
 from assistant.core.settings import Settings
 from assistant.index.ledger import open_ledger
 from assistant.index.store import VectorStore
-from assistant.planning.learners import hash_password
+from assistant.planning.passwords import hash_password
 from ingest.pipeline import IngestPipeline
 
 pytestmark = [pytest.mark.slow]

@@ -16,7 +16,8 @@ import pytest
 from conftest import ARTIFACTS, running_chat_server
 
 from assistant.core.settings import DatabaseSettings, Settings
-from assistant.planning.learners import LearnerStore, hash_password
+from assistant.planning.learners import LearnerStore
+from assistant.planning.passwords import hash_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

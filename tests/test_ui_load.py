@@ -24,7 +24,7 @@ from chat_client import Session, login, run_session, strings
 from conftest import ARTIFACTS, running_chat_server
 
 from assistant.core.settings import DatabaseSettings, Settings
-from assistant.planning.learners import hash_password
+from assistant.planning.passwords import hash_password
 
 pytestmark = [pytest.mark.slow]
 

@@ -15,11 +15,12 @@ from conftest import SAMPLE_LIBRARY, make_settings, postgres_url
 
 from assistant.answering.answer import NO_ANSWER_TEXT
 from assistant.apps.chat import ProgressView
-from assistant.apps.ui import launch, render
+from assistant.apps.ui import launch, learning_paths, render, replies
 from assistant.core.errors import ConfigError, CoursePilotError
 from assistant.core.types import Answer, Citation, CourseSuggestion, Location, Playlist, PlaylistItem
 from assistant.pilot import FindResult
-from assistant.planning.learners import LearnerStore, SavedPlaylist, hash_password
+from assistant.planning.learners import LearnerStore, SavedPlaylist
+from assistant.planning.passwords import hash_password
 
 SBI = Location(
     course_id="giving-feedback",
@@ -149,26 +150,29 @@ def test_find_lists_courses_and_where_they_teach_it() -> None:
 
 def test_playlist_checklist_counts_and_actions() -> None:
     path = playlist("done", "todo", "todo")
-    md = render.render_playlist(path)
-    assert "**1 of 3 done**" in md and render.progress_line(path) == "1 of 3 done"
+    md = learning_paths.render_playlist(path)
+    assert "**1 of 3 done**" in md and learning_paths.progress_line(path) == "1 of 3 done"
     assert "1. [x] ~~Module 1~~ · 10 min" in md and "2. [ ] **Module 2** · 20 min" in md
     assert "Teaches coaching." in md and "Source: Giving and Receiving Feedback ›" in md
-    actions = render.playlist_actions(path)
+    actions = learning_paths.playlist_actions(path)
     assert [a.label for a in actions] == ["Mark step 2 done", "Mark step 3 done", "Save this path"]
     assert actions[0].payload == {"step": 2, "item_id": "course-2/m2.md"}
-    assert [a.label for a in render.playlist_actions(path, saved=True)] == ["Mark step 2 done", "Mark step 3 done"]
-    assert "Saved to your paths" in render.render_playlist(path, saved=True)
+    assert [a.label for a in learning_paths.playlist_actions(path, saved=True)] == [
+        "Mark step 2 done",
+        "Mark step 3 done",
+    ]
+    assert "Saved to your paths" in learning_paths.render_playlist(path, saved=True)
 
-    assert render.mark_done(path, "course-2/m2.md") and not render.mark_done(path, "nope")
-    assert render.progress_line(path) == "2 of 3 done"
-    render.apply_progress(path, {"course-3/m3.md"})
+    assert learning_paths.mark_done(path, "course-2/m2.md") and not learning_paths.mark_done(path, "nope")
+    assert learning_paths.progress_line(path) == "2 of 3 done"
+    learning_paths.apply_progress(path, {"course-3/m3.md"})
     assert [i.status for i in path.items] == ["todo", "todo", "done"]
 
 
 def test_uncovered_playlist_says_so_without_actions() -> None:
     path = Playlist(goal="sourdough", covered=False, message="The library does not teach this yet.")
-    assert render.render_playlist(path) == "The library does not teach this yet."
-    assert render.playlist_actions(path) == []
+    assert learning_paths.render_playlist(path) == "The library does not teach this yet."
+    assert learning_paths.playlist_actions(path) == []
 
 
 def test_progress_shows_saved_paths_with_counts() -> None:
@@ -179,19 +183,19 @@ def test_progress_shows_saved_paths_with_counts() -> None:
         created_at=datetime(2026, 1, 5, tzinfo=UTC),
         playlist=playlist("done", "todo"),
     )
-    md = render.render_progress(ProgressView(learner_id="ann", completed=["course-1/m1.md"], playlists=[saved]))
+    md = learning_paths.render_progress(ProgressView(learner_id="ann", completed=["course-1/m1.md"], playlists=[saved]))
     assert "You have completed 1 item." in md
     assert "1. **coaching** — 1 of 2 done · next: Module 2 · saved 05 Jan 2026" in md
-    assert "haven't saved a learning path" in render.render_progress(ProgressView(learner_id="ann"))
+    assert "haven't saved a learning path" in learning_paths.render_progress(ProgressView(learner_id="ann"))
 
 
 # -- errors, limits, history ------------------------------------------------------------------------------
 def test_errors_are_friendly_and_never_leak_details() -> None:
-    text = render.render_error(CoursePilotError("The question is empty.", "type a question."))
+    text = replies.render_error(CoursePilotError("The question is empty.", "type a question."))
     assert text == "Sorry, I couldn't do that: The question is empty. Try this: type a question."
-    leaked = render.render_error(RuntimeError("Traceback: secret at /srv/db password=hunter2"))
-    assert leaked == render.GENERIC_ERROR and "hunter2" not in leaked
-    assert "2,500 characters" in render.too_long(2500, 2000) and "2,000" in render.too_long(2500, 2000)
+    leaked = replies.render_error(RuntimeError("Traceback: secret at /srv/db password=hunter2"))
+    assert leaked == replies.GENERIC_ERROR and "hunter2" not in leaked
+    assert "2,500 characters" in replies.too_long(2500, 2000) and "2,000" in replies.too_long(2500, 2000)
 
 
 def test_history_from_resumed_steps_prefers_plain_answer_text() -> None:
@@ -202,13 +206,13 @@ def test_history_from_resumed_steps_prefers_plain_answer_text() -> None:
         {"type": "assistant_message", "output": ""},
         {"type": "user_message", "output": "and GROW?"},
     ]
-    turns = render.history_turns(steps)
+    turns = replies.history_turns(steps)
     assert [(t.role, t.content) for t in turns] == [
         ("user", "What is SBI?"),
         ("assistant", "plain"),
         ("user", "and GROW?"),
     ]
-    assert len(render.history_turns(steps, limit=1)) == 1
+    assert len(replies.history_turns(steps, limit=1)) == 1
 
 
 # -- sign-in ----------------------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def hash_password_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Print a COURSEPILOT_UI_USERS entry for a user; the password is read without echo."""
-    from assistant.planning.learners import hash_password
+    from assistant.planning.passwords import hash_password
 
     if role not in {"learner", "lnd"}:
         fail(CoursePilotError(f"Unknown role '{role}'.", "use --role learner or --role lnd."), as_json)

@@ -1,114 +1,38 @@
 """Learner profiles, progress, saved playlists and the question log (SQLAlchemy: SQLite or PostgreSQL).
 
-Schema evolution: tables are created with `create_all`; each later change is a numbered function in
-MIGRATIONS, applied once in order and recorded in `schema_version`. Never edit a shipped migration.
+The tables, their numbered migrations and the engines are in learner_db.py; LearnerStore reads and writes them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    func,
-    select,
-    text,
-)
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from assistant.core.errors import ConfigError, NotFoundError, ServiceUnavailableError, StoreError
 from assistant.core.types import Answer, Playlist
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class LearnerRow(Base):
-    __tablename__ = "cp_learners"
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), default="")
-    role: Mapped[str] = mapped_column(String(32), default="learner")
-    goals: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class ProgressRow(Base):
-    __tablename__ = "cp_progress"
-    learner_id: Mapped[str] = mapped_column(ForeignKey("cp_learners.id", ondelete="CASCADE"), primary_key=True)
-    item_id: Mapped[str] = mapped_column(String(512), primary_key=True)
-    done: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class PlaylistRow(Base):
-    __tablename__ = "cp_playlists"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    learner_id: Mapped[str] = mapped_column(ForeignKey("cp_learners.id", ondelete="CASCADE"), index=True)
-    goal: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class QuestionRow(Base):
-    __tablename__ = "cp_questions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    learner_id: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
-    message_id: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
-    kind: Mapped[str] = mapped_column(String(32), default="question")
-    question: Mapped[str] = mapped_column(Text)
-    standalone: Mapped[str] = mapped_column(Text, default="")
-    refused: Mapped[bool] = mapped_column(Boolean, default=False)
-    top_score: Mapped[float] = mapped_column(Float, default=0.0)
-    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
-    mode: Mapped[str] = mapped_column(String(32), default="extractive")
-    answer: Mapped[str] = mapped_column(Text, default="")
-    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    feedback_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
-
-
-class RevokedSessionRow(Base):
-    """A signed-out web session token (its SHA-256), refused until it would have expired anyway."""
-
-    __tablename__ = "cp_revoked_sessions"
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    learner_id: Mapped[str] = mapped_column(String(128), default="")
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-class SchemaVersionRow(Base):
-    __tablename__ = "cp_schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-# Numbered, append-only. Version 1 is the create_all schema above.
-MIGRATIONS: list[Callable[[Session], None]] = []
+from assistant.planning.learner_db import (
+    MIGRATIONS,
+    Base,
+    LearnerRow,
+    PlaylistRow,
+    ProgressRow,
+    QuestionRow,
+    RevokedSessionRow,
+    SchemaVersionRow,
+    engine_for,
+    read_only,
+    safe_url,
+    utc_now,
+)
 
 
 class Learner(BaseModel):
@@ -150,38 +74,6 @@ class QuestionLogEntry(BaseModel):
     created_at: datetime
 
 
-def sync_url(url: str) -> str:
-    """The synchronous driver URL for a configured database URL."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
-
-
-_ENGINES: dict[str, Engine] = {}
-_ENGINE_LOCK = threading.Lock()
-
-
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process; SQLite files get their folder created and WAL enabled."""
-    url = sync_url(url)
-    with _ENGINE_LOCK:
-        if url not in _ENGINES:
-            kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path.startswith("file:"):  # a URI filename (?mode=ro&uri=true): the folder is before '?'
-                    path = path.removeprefix("file:").split("?", 1)[0]
-                if path and path != ":memory:" and not path.startswith("?"):
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            engine = create_engine(url, **kwargs)
-            if url.startswith("sqlite"):
-                with engine.connect() as conn, contextlib.suppress(OperationalError):  # read-only: as it is
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            _ENGINES[url] = engine
-        return _ENGINES[url]
-
-
 class LearnerStore:
     """Everything CoursePilot remembers about learners."""
 
@@ -191,12 +83,12 @@ class LearnerStore:
             self.engine = engine_for(url)
             self._migrate()
         except OperationalError as exc:
-            if _read_only(exc):  # reads still work; each write raises StoreError
+            if read_only(exc):  # reads still work; each write raises StoreError
                 return
             # A database server that does not answer is an outage (exit 3); a SQLite file that cannot open is a setting.
             error = ConfigError if url.startswith("sqlite") else ServiceUnavailableError
             raise error(
-                f"Cannot open the learner database ({_safe_url(url)}): {type(exc.orig).__name__}.",
+                f"Cannot open the learner database ({safe_url(url)}): {type(exc.orig).__name__}.",
                 "check COURSEPILOT_DATABASE_URL and that the database server is running.",
             ) from exc
 
@@ -227,15 +119,15 @@ class LearnerStore:
         try:
             yield
         except OperationalError as exc:
-            reason = "it is read-only" if _read_only(exc) else f"{type(exc.orig).__name__}"
+            reason = "it is read-only" if read_only(exc) else f"{type(exc.orig).__name__}"
             fix = (
                 "make the database file and its folder writable by this user, or point COURSEPILOT_DATABASE_URL "
                 "at a writable database."
-                if _read_only(exc)
+                if read_only(exc)
                 else "check COURSEPILOT_DATABASE_URL and that the database server is running."
             )
             raise StoreError(
-                f"Could not save {what} in the learner database ({_safe_url(self.url)}): {reason}.", fix
+                f"Could not save {what} in the learner database ({safe_url(self.url)}): {reason}.", fix
             ) from exc
 
     def schema_version(self) -> int:
@@ -278,11 +170,11 @@ class LearnerStore:
         with self._writing("the progress"), Session(self.engine) as session, session.begin():
             row = session.get(ProgressRow, (learner_id, item_id))
             if row is None:
-                row = ProgressRow(learner_id=learner_id, item_id=item_id, done=done, updated_at=_now())
+                row = ProgressRow(learner_id=learner_id, item_id=item_id, done=done, updated_at=utc_now())
                 session.add(row)
             else:
                 row.done = done
-                row.updated_at = _now()
+                row.updated_at = utc_now()
             return ProgressItem(item_id=item_id, done=done, updated_at=row.updated_at)
 
     def progress(self, learner_id: str) -> list[ProgressItem]:
@@ -301,7 +193,7 @@ class LearnerStore:
     def save_playlist(self, learner_id: str, playlist: Playlist) -> SavedPlaylist:
         self.ensure_learner(learner_id)
         playlist_id = uuid.uuid4().hex[:12]
-        now = _now()
+        now = utc_now()
         with self._writing("the learning path"), Session(self.engine) as session, session.begin():
             session.add(
                 PlaylistRow(
@@ -374,7 +266,7 @@ class LearnerStore:
                 mode=answer.mode,
                 answer=answer.text,
                 citations=[json.loads(c.location.model_dump_json()) for c in answer.citations],
-                created_at=_now(),
+                created_at=utc_now(),
             )
             session.add(row)
             session.flush()
@@ -436,7 +328,7 @@ class LearnerStore:
     def revoke_session(self, token_hash: str, learner_id: str, expires_at: datetime) -> None:
         """Refuse this session token from now on (expired entries are purged on the way)."""
         with self._writing("the sign-out"), Session(self.engine) as session, session.begin():
-            session.query(RevokedSessionRow).filter(RevokedSessionRow.expires_at < _now()).delete()
+            session.query(RevokedSessionRow).filter(RevokedSessionRow.expires_at < utc_now()).delete()
             if session.get(RevokedSessionRow, token_hash) is None:
                 session.add(RevokedSessionRow(token_hash=token_hash, learner_id=learner_id, expires_at=expires_at))
 
@@ -454,47 +346,10 @@ class LearnerStore:
             conn.execute(text("SELECT 1"))
 
 
-def _read_only(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return "readonly" in text or "read-only" in text or "read only" in text
-
-
-def _safe_url(url: str) -> str:
-    """A database URL with any password replaced, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
-    return url
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """scrypt hash as 'scrypt$salt$hash' (hex)."""
-    salt = salt or uuid.uuid4().bytes
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    import hmac
-
-    try:
-        scheme, salt_hex, digest_hex = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
-    return hmac.compare_digest(digest.hex(), digest_hex)
-
-
 __all__: Sequence[str] = [
     "Learner",
     "LearnerStore",
     "ProgressItem",
     "QuestionLogEntry",
     "SavedPlaylist",
-    "hash_password",
-    "verify_password",
 ]

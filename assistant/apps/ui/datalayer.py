@@ -40,7 +40,8 @@ from sqlalchemy.engine import make_url
 
 from assistant.apps.ui.guards import MessageGate
 from assistant.core.errors import ConfigError
-from assistant.planning.learners import LearnerStore, engine_for, sync_url
+from assistant.planning.learner_db import engine_for, sync_url
+from assistant.planning.learners import LearnerStore
 
 if TYPE_CHECKING:
     from chainlit.element import Element, ElementDict

@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from assistant.core.errors import ConfigError, CoursePilotError
 from assistant.core.processes import ProcessSpec, stop_process
 from assistant.core.settings import DEMO_ID, DEMO_PASSWORD, SETTINGS_ENV, Settings, settings_from_env
-from assistant.planning.learners import hash_password, verify_password
+from assistant.planning.passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 
