@@ -125,7 +125,13 @@ class CoursePilot:
             # The follow-up chooser weighs its candidates with the two-threshold support (it was tuned on it);
             # the answer's own refusal below is still the calibrated decision.
             choice = retrieve_follow_up(
-                self.retriever, question, history, course_ids, levels, lambda r: self._supported(r, question=False)
+                self.retriever,
+                question,
+                history,
+                course_ids,
+                levels,
+                lambda r: self._supported(r, question=False),
+                answered=self._supported,  # a question kept alone is answered by the calibrated decision below
             )
             stop()
             standalone, result = choice.query, choice.result

@@ -206,6 +206,39 @@ def test_a_self_contained_question_after_history_is_asked_alone(library: Setting
     assert {c.location.course_id for c in answer.citations} == {"giving-feedback"}
 
 
+def test_a_question_kept_alone_is_one_the_callers_decision_answers(pilot: CoursePilot) -> None:
+    """A second question that is not phrased as a follow-up was kept alone when the two thresholds passed it, and
+    then refused by the calibrated decision the answer uses; it is now looked for in the conversation's course."""
+    from assistant.answering.followup import retrieve_follow_up
+
+    asked: list[str] = []
+
+    class Counting:  # the real retriever, counting what it is asked
+        index = pilot.retriever.index
+
+        def retrieve(self, query: str, **kwargs: object) -> object:
+            asked.append(query)
+            return pilot.retriever.retrieve(query, **kwargs)  # type: ignore[arg-type]
+
+    first = "I sent customer details to the wrong person by email. What now?"
+    history = [ChatTurn(role="user", content=first), ChatTurn(role="assistant", content="…")]
+    question = "which details belong in the report?"
+    kept = retrieve_follow_up(Counting(), question, history, None, None, lambda r: True)  # type: ignore[arg-type]
+    assert kept.strategy == "alone" and asked == [question]
+    asked.clear()
+    refused_alone = retrieve_follow_up(
+        Counting(),  # type: ignore[arg-type]
+        question,
+        history,
+        None,
+        None,
+        lambda r: True,
+        answered=lambda r: False,
+    )
+    assert len(asked) > 1 and refused_alone.result.evidence
+    assert refused_alone.result.evidence[0].chunk.location.course_id == "data-privacy-basics"
+
+
 def test_topic_reaches_back_over_follow_ups() -> None:
     history = [
         ChatTurn(role="user", content="How do I build a pivot table?"),

@@ -89,12 +89,19 @@ def retrieve_follow_up(
     course_ids: Sequence[str] | None,
     levels: Sequence[str] | None,
     supported: Callable[[RetrievalResult], bool],
+    answered: Callable[[RetrievalResult], bool] | None = None,
 ) -> FollowUpChoice:
-    """Retrieve for `question` after `history`, keeping the topic when the evidence says it is kept."""
+    """Retrieve for `question` after `history`, keeping the topic when the evidence says it is kept.
+
+    `supported` weighs the candidates; `answered` is the decision the caller will make on a question asked
+    alone (default: `supported`). A question that stands on its own is kept alone only if that decision answers
+    it: "what do I need to put in the report?" after a question on a data breach, refused alone, is looked
+    for inside the conversation's course too."""
+    answered = answered or supported
     topic = topic_question(history)
     if topic is None or not is_follow_up(question):
         alone = retriever.retrieve(question, course_ids=course_ids, levels=levels)
-        if topic is None or supported(alone):
+        if topic is None or answered(alone):
             return FollowUpChoice(query=question, strategy="alone", result=alone)
     own = _LEAD_IN.sub("", question).strip() or question
     alone = retriever.retrieve(own, course_ids=course_ids, levels=levels)
