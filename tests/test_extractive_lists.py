@@ -226,3 +226,34 @@ def test_lists_with_symbol_font_bullets_are_items() -> None:
         ("\uf0b7 Open the portal.", True),
         ("\u25aa Enter the hours.", True),
     ]
+
+
+def test_each_row_of_a_table_is_a_unit_of_its_own() -> None:
+    # The loaders render a table row as "Header: cell; Header: cell". A row whose last cell ends without a full
+    # stop was read as a line the layout wrapped, so a table's rows ran into one paragraph too long to quote.
+    from ingest.loaders import render_table
+
+    table = render_table(
+        [
+            ["Item", "What to agree", "Example"],
+            ["Goals", "What the mentee wants to develop", "Prepare for a first team lead role"],
+            ["Confidentiality", "What stays between you", "Everything stays private unless both agree"],
+        ]
+    )
+    units = passage_units(f"A mentoring agreement is half a page.\n{table}\nIt is not a contract.")
+    assert units == [
+        ("A mentoring agreement is half a page.", False),
+        (
+            "Item: Goals; What to agree: What the mentee wants to develop; Example: Prepare for a first team lead role",
+            True,
+        ),
+        (
+            "Item: Confidentiality; What to agree: What stays between you; Example: Everything stays private unless both agree",
+            True,
+        ),
+        ("It is not a contract.", False),
+    ]
+    # Prose with one colon is still prose, and a wrapped line still joins the line it continues.
+    assert passage_units("Note: lift with your legs\nand keep your back straight.") == [
+        ("Note: lift with your legs and keep your back straight.", False)
+    ]
