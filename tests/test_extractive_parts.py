@@ -392,3 +392,18 @@ def test_questions_announced_as_what_a_chapter_answers_are_not_quoted(embedder: 
     question = "What questions should I ask in the reality stage?"
     text, _ = extract_answer(question, evidence([("Reality", stage)]), idf(question), SentenceVectors(embedder))
     assert "What have you already tried?" in text
+
+
+def test_an_answer_does_not_open_on_a_sentence_that_adds_to_the_one_before(embedder: EmbeddingModel) -> None:
+    # "Also keep out anything that should involve the whole team." opened an answer alone.
+    passage = (
+        "Agendas for one-on-ones are set by the report, not the manager. "
+        "Status updates belong in the team tracker, not in the one-on-one. "
+        "Also keep out anything that should involve the whole team, such as a change to a shared process."
+    )
+    question = "What else should I keep out of a one-on-one that involves the whole team?"
+    text, _ = extract_answer(
+        question, evidence([("What to keep out", passage)]), idf(question), SentenceVectors(embedder)
+    )
+    assert not text.startswith("Also"), text
+    assert text.index("Status updates") < text.index("Also keep out")

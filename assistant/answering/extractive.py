@@ -80,10 +80,11 @@ _CUES: dict[str, re.Pattern[str]] = {
     ),
 }
 
-# A sentence that opens on a word pointing back ("He", "This structure", "The GDPR calls them"), not on the module
-# itself ("This module").
+# A sentence that opens on a word pointing back ("He", "This structure", "The GDPR calls them") or adding to what
+# was said ("Also keep out..."), not on the module itself ("This module").
 _ANAPHOR = re.compile(
     r"(?:he|she|it|they|this|these|that|those|such)\b(?!\s+(?:module|course|section|chapter|lesson|unit)\b)"
+    r"|(?:also|additionally|in addition|likewise|similarly|moreover|furthermore|besides)\b"
     r"|(?:\S+\s+){1,4}(?:them|they|these|those)\b",  # "The GDPR calls them special category data"
     re.IGNORECASE,
 )
