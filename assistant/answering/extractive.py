@@ -105,7 +105,7 @@ _ASKS_FOR_QUESTIONS = re.compile(r"\b(?:ask|asks|asking|asked|questions?)\b", re
 _QUESTIONS_LEAD = re.compile(r"\bquestions?\b", re.IGNORECASE)
 
 
-def _question_runs(sentences: Sequence[tuple[int, str, bool]]) -> set[int]:
+def _announced_questions(sentences: Sequence[tuple[int, str, bool]]) -> set[int]:
     """Positions of a list of questions that a lead-in announces as questions to answer ("After reading this
     chapter, you should be able to answer these questions: How do...? What are...?"), the lead-in included.
     It says what the chapter will answer, not the answer. Questions without such a lead-in are kept: a stage's
@@ -126,7 +126,7 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
     # "This module walks through preparing the data..." says what a module covers, not what the learner asked,
     # unless they asked what it covers.
     roadmaps = not _ABOUT_THE_COURSE.search(question)
-    question_lists = not _ASKS_FOR_QUESTIONS.search(question)
+    skip_question_lists = not _ASKS_FOR_QUESTIONS.search(question)
     head = list(evidence[:_PASSAGES])
     top_dense = max((e.dense_score or 0.0) for e in head)
     units: list[Unit] = []
@@ -137,9 +137,9 @@ def _candidates(evidence: Sequence[Evidence], question: str = "") -> list[Unit]:
         loc = item.chunk.location
         group = (loc.course_id, loc.module, loc.section)
         sentences = chunk_sentences(item.chunk)
-        asking = _question_runs(sentences) if question_lists else set()
+        announced = _announced_questions(sentences) if skip_question_lists else set()
         for position, text, is_item in sentences:
-            if position not in asking and not (roadmaps and _ROADMAP.search(text)):
+            if position not in announced and not (roadmaps and _ROADMAP.search(text)):
                 units.append(Unit(text, is_item, item, rank, position, group))
     return units
 

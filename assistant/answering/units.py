@@ -2,8 +2,8 @@
 
 A list item is one unit however many sentences it has; a line the layout wrapped is joined to the line it
 continues; a bullet glyph on a line of its own begins the item on the next line; a run-in label is read with
-the sentence it introduces; a table row is one unit. The extractive answerer quotes these units, and the sentence vectors stored at
-ingest are keyed by them (chunk_sentences).
+the sentence it introduces; a table row (core.text.TABLE_ROW) is one unit. The extractive answerer quotes these
+units, and the sentence vectors stored at ingest are keyed by them (chunk_sentences).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from assistant.core.text import LIST_BULLETS, LIST_ITEM, split_sentences, tokenize
+from assistant.core.text import LIST_BULLETS, LIST_ITEM, TABLE_ROW, split_sentences, tokenize
 from assistant.core.types import Chunk, Evidence
 
 _MAX_WORDS = 80
@@ -24,10 +24,6 @@ _LONE_BULLET = re.compile(rf"[{LIST_BULLETS}]")
 _ENDS_LIKE_SENTENCE = re.compile(r"[.!?:)\"'”*]$")
 # A colon the layout broke the line after, mid-sentence: "removes the two things that go wrong:\nvagueness and ...".
 _WRAPPED_COLON = re.compile(r"[a-z]:\n[a-z]")
-# A table row as the loaders render it ("Item: Goals; What to agree: What the mentee wants; Example: ..."): one
-# unit of its own, like a list item, however its last cell ends. Read as wrapped lines, a table's rows ran into
-# one paragraph too long to quote, and none of them could be.
-_TABLE_ROW = re.compile(r"^[^:;\n]{1,60}: [^;\n]+(?:; [^:;\n]{1,60}: [^;\n]*)+$")
 
 
 @dataclass
@@ -82,7 +78,7 @@ def passage_units(text: str, slides: bool = False) -> list[tuple[str, bool]]:
             blocks.append((line[len("speaker notes:") :].strip(), False))
             continue
         # A short line on a slide is a bullet; a paragraph on a slide is read as sentences.
-        item = bool(LIST_ITEM.match(line) or _TABLE_ROW.match(line)) or (
+        item = bool(LIST_ITEM.match(line) or TABLE_ROW.match(line)) or (
             slides and not notes and len(line.split()) <= _SLIDE_BULLET_WORDS
         )
         previous = blocks[-1] if blocks else ("", False)

@@ -236,6 +236,10 @@ def count_tokens(text: str) -> int:
 LIST_BULLETS = "\\-*\u2022\u25aa\u2023\u25e6\u25cf\u25cb\u25a0\u25a1\u25c6\u27a2\u27a4\u2713\u2714\u2013\x7f\uf0b7\uf0a7\uf0d8\uf076\uf0fc"
 # A list item's line: a bullet glyph or a number ("1.", "2)"), then a space (the line stripped or not).
 LIST_ITEM = re.compile(rf"^\s*(?:[{LIST_BULLETS}]|\d+[.)])\s+")
+# How the loaders write a table row, and how the answerer knows one: "Header: cell; Header: cell" (at least two
+# cells). The answerer quotes a row as one unit, like a list item, however its last cell ends.
+TABLE_CELL_SEPARATOR = "; "
+TABLE_ROW = re.compile(r"^[^:;\n]{1,60}: [^;\n]+(?:; [^:;\n]{1,60}: [^;\n]*)+$")
 
 # A list marker on its own ("1.", "(b)", "iv.") is not a sentence: it belongs to the item that follows it. A
 # lead-in ending in a marker ("It has three parts: 1.") gives the marker to the next item too.

@@ -26,7 +26,7 @@ from typing import TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.core.errors import LoaderError
-from assistant.core.text import normalize_unicode
+from assistant.core.text import TABLE_CELL_SEPARATOR, normalize_unicode
 from assistant.core.types import LoadedDocument, Section
 
 __all__ = [
@@ -272,7 +272,7 @@ def render_table(rows: Sequence[Sequence[str]]) -> str:
             header = headers[i] if i < len(headers) else ""
             parts.append(f"{header}: {cell}" if header and header != cell else cell)
         if parts:
-            lines.append("; ".join(parts))
+            lines.append(TABLE_CELL_SEPARATOR.join(parts))
     return "\n".join(lines)
 
 
