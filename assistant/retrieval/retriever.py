@@ -142,7 +142,7 @@ class Retriever:
             result = self.retrieve(searched, k, course_ids, levels)
             return result.model_copy(update={"searched": searched})
         reopens = self.index.store.reopens
-        result, vector, lexical_only = self._retrieve(query, k, course_ids, levels)
+        result, lexical_only = self._retrieve(query, k, course_ids, levels)
         if self.index.store.reopens != reopens:
             # Reading the heading vectors found the reader older than the ledger and reopened it: the dense list
             # of this question came from the old reader.
@@ -150,7 +150,7 @@ class Retriever:
             return self._retrieve(query, k, course_ids, levels)[0]
         blind = set()
         if lexical_only and self._blind_check_due():
-            blind = set(lexical_only) - self.index.store.visible(vector, lexical_only)
+            blind = set(lexical_only) - self.index.store.visible(lexical_only)
         if blind:
             log.warning(
                 "dense search cannot see %d chunk(s) the ledger serves (%s, ledger generation %d): "
@@ -193,7 +193,7 @@ class Retriever:
         k: int | None,
         course_ids: Sequence[str] | None,
         levels: Sequence[str] | None,
-    ) -> tuple[RetrievalResult, np.ndarray, list[str]]:
+    ) -> tuple[RetrievalResult, list[str]]:
         k = k or self.settings.k
         cfg = self.settings
         timings: dict[str, float] = {}
@@ -230,7 +230,7 @@ class Retriever:
         # Top BM25 hits beyond the dense candidates: normal now and then, but also what a stale vector reader shows.
         dense_ids = set(lists.dense.ids)
         lexical_only = [cid for cid in lists.lexical.ids[:_BLIND_CHECK] if cid not in dense_ids]
-        return result, lists.vector, lexical_only
+        return result, lexical_only
 
     def candidates(
         self,
