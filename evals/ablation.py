@@ -29,6 +29,7 @@ from assistant.core.types import ChatTurn, Chunk
 from assistant.retrieval.ranker import LinearModel, shipped_ranker, shipped_refusal
 from assistant.retrieval.refusal import REFUSAL_FEATURES
 from assistant.retrieval.retriever import Retriever
+from evals.ceiling import CeilingRefusal, ceiling_refusal, ceiling_scores
 from evals.dataset import ExpectedLocation
 from evals.metrics import matches_any
 from evals.ranking import BASELINES, QueryCase, beir_cases, hit_rate, library_cases, mean_ndcg, ranked_ids, refusal_rows
@@ -79,6 +80,8 @@ class RefusalFigures(BaseModel):
 class AblationResult(BaseModel):
     rows: list[AblationRow]
     refusal: RefusalFigures
+    # --ceiling: per set, a refusal model fitted on that set's own instances (evals.ceiling).
+    ceiling_refusal: dict[str, CeilingRefusal] = Field(default_factory=dict)
     queries: dict[str, int] = Field(default_factory=dict)
     seconds: float
 
@@ -159,7 +162,9 @@ def run_ablation(
     work_dir: Path,
     split: str = "test",
     progress: Progress | None = None,
+    ceiling: bool = False,
 ) -> AblationResult:
+    """Every row on every set given; with `ceiling`, the in-sample in-sample rows of evals.ceiling after them."""
     from evals.beir import benchmark_settings, load_dataset, open_beir_index
     from evals.openstax import library_settings, load_questions, open_library_index
 
@@ -217,9 +222,14 @@ def run_ablation(
                 setattr(row, f"{name}_hit_at_1", round(hit_rate(cases, rankings, 1), 4))
                 setattr(row, f"{name}_hit_at_5", round(hit_rate(cases, rankings, 5), 4))
         rows.append(row)
+    ceiling_refusals: dict[str, CeilingRefusal] = {}
+    if ceiling:
+        rows.extend(AblationRow(name=label, **scores) for label, scores in ceiling_scores(sets, cfg.distinct_sections))
+        ceiling_refusals = ceiling_refusal(refusal_sets, ranker)
     return AblationResult(
         rows=rows,
         refusal=figures,
+        ceiling_refusal=ceiling_refusals,
         queries={name: len(cases) for name, cases in sets.items()},
         seconds=round(time.perf_counter() - started, 3),
     )

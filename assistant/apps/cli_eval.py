@@ -250,6 +250,12 @@ def eval_ablation(
     split: Annotated[
         str, typer.Option("--split", help="openstax and SciFact split: 'test' (confirm once) or 'train'.")
     ] = "test",
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling", help="Also fit a ranker and a refusal model on each set's own questions (in-sample figures)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Each retrieval component's contribution on SciFact test, openstax test and the golden set, in one run."""
@@ -268,6 +274,7 @@ def eval_ablation(
                 work_dir,
                 split=split,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                ceiling=ceiling,
             )
     except (CoursePilotError, FileNotFoundError) as exc:
         fail(
@@ -301,3 +308,5 @@ def eval_ablation(
             table.add_row(escape(row.name), *("—" if v is None else f"{v:.3f}" for v in cells))
         out.print(table)
     out.print(f"refusal: {result.refusal.model_dump()}", markup=False, highlight=False)
+    for name, bound in result.ceiling_refusal.items():
+        out.print(f"in-sample: refusal fitted on {name}'s own instances: {bound.model_dump()}", markup=False)
