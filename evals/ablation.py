@@ -164,7 +164,7 @@ def run_ablation(
     progress: Progress | None = None,
     ceiling: bool = False,
 ) -> AblationResult:
-    """Every row on every set given; with `ceiling`, the in-sample in-sample rows of evals.ceiling after them."""
+    """Every row on every set given; with `ceiling`, the in-sample rows of evals.ceiling after them."""
     from evals.beir import benchmark_settings, load_dataset, open_beir_index
     from evals.openstax import library_settings, load_questions, open_library_index
 

@@ -24,7 +24,7 @@ from evals.fit import MAX_FALSE_REFUSAL, RANKER_FEATURES, RefusalSet, fit_listwi
 from evals.ranking import QueryCase, hit_rate, mean_ndcg, ranked_ids, refusal_rows
 
 # Penalties of the in-sample fits: barely any (the shipped ones, LISTWISE_L2 = 0.03 and REFUSAL_C = 0.1, guard
-# against overfitting, which an upper bound need not).
+# against overfitting, which a figure scored where it was fitted need not).
 CEILING_L2 = 0.001
 CEILING_C = 10.0
 # (row label, features) of the in-sample ranker rows.
@@ -61,18 +61,14 @@ def ceiling_scores(sets: Mapping[str, Sequence[QueryCase]], distinct: int) -> li
     return out
 
 
-def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """P(a positive scores above a negative), ties counted half (the Mann-Whitney form of the ROC AUC)."""
-    above = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
-    return float(above / max(positive.size * negative.size, 1))
-
-
 def ceiling_refusal(
     refusal_sets: Mapping[str, tuple[Sequence[QueryCase], Sequence[QueryCase]]],
     ranker: LinearModel,
     c: float = CEILING_C,
 ) -> dict[str, CeilingRefusal]:
     """Per set, a refusal model fitted on that set's answerable and unanswerable (or excluded) instances."""
+    from sklearn.metrics import roc_auc_score
+
     out: dict[str, CeilingRefusal] = {}
     for name, (answerable, unanswerable) in refusal_sets.items():
         if not answerable or not unanswerable:
@@ -84,7 +80,7 @@ def ceiling_refusal(
         out[name] = CeilingRefusal(
             false_refusal_rate=round(float(np.mean(p_yes < model.threshold)), 4),
             refused_unanswerable=round(float(np.mean(p_no < model.threshold)), 4),
-            auc=round(_auc(p_yes, p_no), 4),
+            auc=round(float(roc_auc_score(np.r_[np.ones(p_yes.size), np.zeros(p_no.size)], np.r_[p_yes, p_no])), 4),
         )
     return out
 
