@@ -64,6 +64,34 @@ def make_settings(tmp: Path, **sections: dict) -> Settings:
     return Settings(_env_file=None, **data)  # type: ignore[call-arg]
 
 
+def small_library(tmp: Path) -> Path:
+    """Two courses of the sample library (coaching, feedback) copied under tmp/library."""
+    import shutil
+
+    library = tmp / "library"
+    for course in ("coaching-and-mentoring", "giving-feedback"):
+        shutil.copytree(SAMPLE_LIBRARY / course, library / course)
+    return library
+
+
+def synthetic_case(qid: str, features, gold: int, dataset: str = "openstax"):  # type: ignore[no-untyped-def]
+    """A ranking case over made-up candidate features: one gold candidate, the pool itself as the fused order."""
+    from evals.ranking import QueryCase
+
+    pool = [f"{qid}-{i}" for i in range(len(features))]
+    return QueryCase(
+        dataset=dataset,
+        qid=qid,
+        pool=pool,
+        features=features,
+        grades={pool[gold]: 1},
+        relevant={pool[gold]: 1},
+        rankings={"fusion": pool},
+        max_dense=0.0,
+        best_heading_dense=0.0,
+    )
+
+
 def ingest_courses(tmp: Path, files: dict[tuple[str, str, str], str]) -> Settings:
     """Write {(course id, course title, file name): text} as course folders under `tmp`, ingest them, and return
     settings on that index."""

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import make_settings
-from test_ranking import _small_library
+from conftest import make_settings, small_library, synthetic_case
 
 from assistant.retrieval.features import FEATURES
 from assistant.retrieval.ranker import shipped_ranker
@@ -22,18 +21,7 @@ def _case(qid: str, rng: np.random.Generator, gold_at: int, signal: str) -> Quer
     features[gold_at] -= 3.0
     features[:, FEATURES.index(signal)] = 0.0
     features[gold_at, FEATURES.index(signal)] = 2.0
-    pool = [f"{qid}-{i}" for i in range(10)]
-    return QueryCase(
-        dataset="openstax",
-        qid=qid,
-        pool=pool,
-        features=features,
-        grades={pool[gold_at]: 1},
-        relevant={pool[gold_at]: 1},
-        rankings={"fusion": pool},
-        max_dense=0.5,
-        best_heading_dense=0.5,
-    )
+    return synthetic_case(qid, features, gold_at)
 
 
 def test_the_in_sample_ranker_finds_a_signal_the_shipped_model_does_not_use() -> None:
@@ -50,7 +38,7 @@ def test_ablation_with_ceiling_runs_on_a_tiny_library(tmp_path: Path) -> None:
     from evals.ablation import run_ablation
 
     bench = tmp_path / "bench"
-    _small_library(bench)
+    small_library(bench)
     questions = [
         ("What does the GROW model stand for?", "coaching-and-mentoring", "02-the-grow-model.pptx", "", [1, 9]),
         (

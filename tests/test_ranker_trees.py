@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import synthetic_case
 
 from assistant.retrieval.features import FEATURES
 from assistant.retrieval.ranker import LinearModel, TreeEnsemble
@@ -48,20 +49,7 @@ def _cases(rng: np.random.Generator, questions: int) -> list[QueryCase]:
         gold = int(rng.integers(20))
         features[:, 3] = rng.choice([-2.0, 2.0], size=20)
         features[gold, 3] = rng.normal(scale=0.1)
-        pool = [f"q{q}c{i}" for i in range(20)]
-        out.append(
-            QueryCase(
-                dataset=("a", "b")[q % 2],
-                qid=f"q{q}",
-                pool=pool,
-                features=features,
-                grades={pool[gold]: 1},
-                relevant={pool[gold]: 1},
-                rankings={"fusion": pool},
-                max_dense=0.0,
-                best_heading_dense=0.0,
-            )
-        )
+        out.append(synthetic_case(f"q{q}", features, gold, dataset=("a", "b")[q % 2]))
     return out
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_LIBRARY, make_settings
+from conftest import make_settings, small_library
 from typer.testing import CliRunner
 
 from assistant.core.settings import Settings
@@ -56,17 +55,10 @@ def test_heading_signal_is_what_answers_grow(sample_settings: Settings) -> None:
     assert refusal.probability(blind, REFUSAL_FEATURES)[0] < refusal.probability(with_heading, REFUSAL_FEATURES)[0]
 
 
-def _small_library(tmp: Path) -> Path:
-    library = tmp / "library"
-    for course in ("coaching-and-mentoring", "giving-feedback"):
-        shutil.copytree(SAMPLE_LIBRARY / course, library / course)
-    return library
-
-
 def test_reingest_embeds_only_changed_heading_representations(tmp_path: Path) -> None:
     from ingest.pipeline import IngestPipeline
 
-    library = _small_library(tmp_path)
+    library = small_library(tmp_path)
     settings = make_settings(tmp_path)
     first = IngestPipeline(settings).run(library)
     assert first.ok and first.sections_embedded > 5 and first.sections_reused == 0
@@ -97,7 +89,7 @@ def test_lost_section_snapshot_is_rebuilt_from_the_ledger(tmp_path: Path) -> Non
     from assistant.index.library import LibraryIndex
     from ingest.pipeline import IngestPipeline
 
-    library = _small_library(tmp_path)
+    library = small_library(tmp_path)
     settings = make_settings(tmp_path)
     IngestPipeline(settings).run(library)
     index = LibraryIndex(settings)
@@ -112,7 +104,7 @@ def test_fit_ranker_command_runs_on_a_tiny_benchmark(tmp_path: Path) -> None:
     from assistant.apps.cli import app
 
     bench = tmp_path / "bench"
-    _small_library(bench)
+    small_library(bench)
     questions = [
         ("What does the GROW model stand for?", "coaching-and-mentoring", "02-the-grow-model.pptx", [1, 9]),
         (
